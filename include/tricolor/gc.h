@@ -1,0 +1,176 @@
+/* tricolor: a concurrent, tri-color, mark-sweep garbage-collected heap.
+ *
+ * The C API. Compiles as C11 and as C++. See README.md for the guide and the
+ * misuse table; the design is described in lib/gc/README.md.
+ *
+ *   gc_init(NULL);                                  // attaches the calling thread
+ *   size_t offs[] = { offsetof(Node, left), offsetof(Node, right) };
+ *   const gc_type* node_t = gc_type_new("Node", sizeof(Node), offs, 2);
+ *   Node* n = gc_alloc(sizeof(Node), node_t);       // zeroed
+ *   gc_write_ptr(&n->left, gc_alloc(sizeof(Node), node_t));
+ */
+#ifndef TRICOLOR_GC_H_
+#define TRICOLOR_GC_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TRICOLOR_API __attribute__((visibility("default")))
+#else
+#define TRICOLOR_API
+#endif
+
+/* ---- Initialisation ---------------------------------------------------- */
+
+typedef struct gc_options {
+  int gc_percent;              /* GOGC: next goal = live * (1 + gc_percent/100); default 100;
+                                  negative: no automatic collection */
+  size_t memory_limit;         /* soft limit in bytes (like GOMEMLIMIT); 0: none */
+  int procs;                   /* number of P's for the scheduler; 0: hardware threads */
+  int gctrace;                 /* 1: one summary line per cycle on stderr */
+  const char* heap_trace;      /* path of a heap-trace dump; NULL: none */
+  uint64_t force_gc_period_ns; /* default 2 minutes; 0: default */
+  uint64_t scavenge_delay_ns;  /* free pages unused this long go back to the OS;
+                                  default 5 minutes; 0: default */
+  size_t fiber_stack_size;     /* address space of one fiber stack; 0: 256 KiB */
+} gc_options;
+
+/* Defaults, then the TRICOLOR_* environment overrides. */
+TRICOLOR_API void gc_options_default(gc_options* o);
+/* NULL: defaults + environment. The calling thread is attached. 0 on success,
+ * -1 on failure (a second gc_init without gc_shutdown is an error, with a message). */
+TRICOLOR_API int gc_init(const gc_options* o);
+/* Stops the collector's threads and releases the heap. Every object is gone. */
+TRICOLOR_API void gc_shutdown(void);
+
+/* ---- Allocation -------------------------------------------------------- */
+
+typedef struct gc_type gc_type; /* a precise pointer map */
+
+/* `size` bytes whose pointer words sit at `pointer_offsets` (multiples of 8, each < size).
+ * Types live as long as the heap. NULL with a message on bad input. */
+TRICOLOR_API const gc_type* gc_type_new(const char* name, size_t size,
+                                        const size_t* pointer_offsets, size_t count);
+TRICOLOR_API const char* gc_type_name(const gc_type* type);
+
+/* Zeroed memory. type NULL: every aligned word is scanned conservatively. With a type,
+ * an object of size >= the type's size is scanned as repeated elements of the type.
+ * Size 0 returns a unique minimum-size object. NULL, with a message, on failure. */
+TRICOLOR_API void* gc_alloc(size_t size, const gc_type* type);
+/* Pointer-free object ("atomic"); objects under 16 bytes go to the tiny allocator. */
+TRICOLOR_API void* gc_alloc_noscan(size_t size);
+
+TRICOLOR_API void* gc_base(const void* p); /* start of the object holding p, or NULL */
+TRICOLOR_API size_t gc_size(const void* p); /* usable size of that object, or 0 */
+
+/* ---- The write barrier --------------------------------------------------- */
+
+/* Internal state read by the inline fast paths below. Not part of the API. */
+extern TRICOLOR_API uint32_t tricolor_barrier_on;   /* 1 while marking */
+extern TRICOLOR_API uint32_t tricolor_poll_request; /* nonzero: a safepoint has work */
+TRICOLOR_API void tricolor_write_ptr_slow(void* slot, void* value);
+TRICOLOR_API void tricolor_safepoint_slow(void);
+
+/* The one barriered store of a heap pointer into a heap object: *(void**)slot = value.
+ * Cost with the barrier off: one relaxed load, one predicted branch, one store. */
+static inline void gc_write_ptr(void* slot, void* value) {
+  if (__builtin_expect(__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0, 0)) {
+    tricolor_write_ptr_slow(slot, value);
+    return;
+  }
+  /* Relaxed atomic store: a plain mov, and concurrent markers read it race-free. */
+  __atomic_store_n((void**)slot, value, __ATOMIC_RELAXED);
+}
+
+/* ---- Roots, threads, safepoints ----------------------------------------- */
+
+TRICOLOR_API void gc_add_root(void* start, size_t bytes); /* e.g. globals; plain stores ok */
+TRICOLOR_API void gc_remove_root(void* start);
+
+TRICOLOR_API int gc_thread_attach(void); /* 0 on success (also when already attached) */
+TRICOLOR_API void gc_thread_detach(void);
+
+/* Poll: long loops that do not allocate call this. Cost: one relaxed load and a branch. */
+static inline void gc_safepoint(void) {
+  if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0))
+    tricolor_safepoint_slow();
+}
+
+/* A region that touches no heap pointer (a system call, a lock wait): the collector never
+ * waits for it. A thread that may wait for a lock held by another mutator must wait inside
+ * such a region, or stopping the world could wait for it forever. Regions nest. */
+TRICOLOR_API void gc_blocking_begin(void);
+TRICOLOR_API void gc_blocking_end(void);
+
+/* ---- Control ----------------------------------------------------------- */
+
+TRICOLOR_API void gc_collect(void);        /* a full cycle, returns when sweeping is done */
+TRICOLOR_API void gc_free_os_memory(void); /* gc_collect, then return every free page */
+TRICOLOR_API int gc_set_percent(int pct);  /* returns the previous value */
+TRICOLOR_API size_t gc_set_memory_limit(size_t bytes); /* returns the previous value */
+
+typedef void (*gc_oom_fn)(size_t request);
+/* Called when an allocation cannot be met after a full collection; if it returns, the
+ * allocation returns NULL. Default (NULL): a message and abort(). Returns the old one. */
+TRICOLOR_API gc_oom_fn gc_set_oom_handler(gc_oom_fn fn);
+
+/* ---- Statistics -------------------------------------------------------- */
+
+#define GC_PAUSE_RING 256
+
+typedef struct gc_stats {
+  uint64_t heap_alloc;     /* bytes in allocated objects (live + not yet swept) */
+  uint64_t heap_sys;       /* bytes of arenas obtained from the OS page source */
+  uint64_t heap_inuse;     /* bytes in spans with at least one object */
+  uint64_t heap_idle;      /* heap_sys - heap_inuse */
+  uint64_t heap_released;  /* idle bytes returned to the OS */
+  uint64_t heap_objects;   /* allocated objects */
+  uint64_t total_alloc;    /* cumulative bytes allocated */
+  uint64_t mallocs;        /* cumulative objects allocated */
+  uint64_t frees;          /* cumulative objects freed */
+  uint64_t next_gc;        /* heap goal of the next cycle */
+  uint64_t trigger;        /* heap size at which the next cycle starts */
+  uint64_t heap_live;      /* the pacer's view of the heap (span granular) */
+  uint64_t heap_marked;    /* bytes marked by the last cycle */
+  uint64_t last_gc_ns;     /* end of the last cycle, ns since the Unix epoch */
+  uint32_t num_gc;         /* completed cycles */
+  uint32_t num_forced_gc;  /* cycles started by gc_collect or the periodic timer */
+  uint64_t pause_total_ns; /* every stop-the-world pause, summed */
+  uint64_t pause_max_ns;
+  uint64_t pause_ns[GC_PAUSE_RING];     /* per cycle, most recent at [(num_gc+255)%256] */
+  uint64_t pause_end_ns[GC_PAUSE_RING]; /* end of that cycle's last pause, Unix ns */
+  double gc_cpu_fraction;  /* share of the available CPU used by the collector */
+  uint64_t gc_cpu_ns;      /* CPU time of the collector, assists included */
+  uint64_t assist_ns;      /* CPU time of mark assists */
+  uint64_t stacks;         /* registered stacks (threads and fibers) */
+  int32_t gc_percent;
+  uint64_t memory_limit;
+} gc_stats;
+
+/* Cheap: reads counters, never stops the world. */
+TRICOLOR_API void gc_read_stats(gc_stats* s);
+
+typedef struct gc_class_stats {
+  uint32_t size_class;  /* 0: large objects */
+  uint32_t object_size; /* bytes per object (0 for large) */
+  uint64_t spans;       /* spans of this class in use (scan + noscan) */
+  uint64_t objects;     /* objects allocated in them */
+  uint64_t bytes_free;  /* free slot bytes in them */
+  uint64_t mallocs;     /* cumulative allocations of this class */
+  uint64_t frees;       /* cumulative frees of this class */
+} gc_class_stats;
+
+/* Fills up to `max` entries, one per size class (0 = large); returns how many exist.
+ * Walks the span table under the heap lock: meant for tools, not hot loops. */
+TRICOLOR_API int gc_read_class_stats(gc_class_stats* out, int max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRICOLOR_GC_H_ */
