@@ -1,0 +1,171 @@
+// gc_alloc and friends: the allocation paths. See lib/alloc/README.md for the overview.
+//
+// Small object (<= 32 KiB), cost with a cached span and no GC running: a TLS load, the
+// size-class lookup (one table load), Go's nextFreeFast (ctz + a few ALU ops), the zeroing
+// of a reused slot, and for scan objects one or two heap-bit word writes.
+#include <cstring>
+
+#include "alloc/mcache.h"
+#include "alloc/mheap.h"
+#include "alloc/types.h"
+#include "gc/collector.h"
+#include "gc/mark.h"
+#include "gc/thread.h"
+#include "tricolor/gc.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+namespace {
+
+inline constexpr size_t kMaxAlloc = size_t{1} << 46;  // beyond any address space we map
+
+[[gnu::cold, gnu::noinline]] void* unattached_alloc(size_t size) {
+  if (!collector_initialized())
+    log_error("gc_alloc(%zu) before gc_init (or after gc_shutdown): returns NULL", size);
+  else
+    log_error("gc_alloc(%zu) from a thread that is not attached; call gc_thread_attach() "
+              "first: returns NULL", size);
+  return nullptr;
+}
+
+[[gnu::cold, gnu::noinline]] void* absurd_size(size_t size) {
+  log_error("gc_alloc(%zu): the size is beyond what the heap can hold: returns NULL", size);
+  return nullptr;
+}
+
+inline void publish(mspan* s, uint32_t idx) {
+  (void)idx;
+  // Objects allocated while marking are black (INV-MARK-2).
+  if (__builtin_expect(__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0, 0))
+    mark_new_object(s, idx);
+  // Release: the zeroed slot and its heap bits are visible before a scanner may treat the
+  // slot as allocated (INV-SPAN-3); also orders the zeroing before the caller publishes
+  // the pointer on weakly ordered CPUs.
+  s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
+}
+
+[[gnu::noinline]] mspan* refill_slow(ThreadState* t, SpanClass sc, const gc_type* type,
+                                    size_t size, int64_t* idx) {
+  mspan* s = t->cache.alloc[sc];
+  *idx = s->next_free_index();  // the span may still have free slots past its cache
+  if (*idx >= 0) return s;
+  alloc_slow_hook(t, size_t(kClassToNPages[span_class_size(sc)]) * kPageSize);
+  s = t->cache.refill(sc);
+  if (!s) {
+    collect_for_oom();
+    s = t->cache.refill(sc);
+    if (!s) return nullptr;
+  }
+  t->cache.sample_bytes += uint64_t(s->nelems - s->alloc_count) * s->elemsize;
+  if (t->cache.sample_bytes >= kSampleBytes) sample_allocation(t, type, size);
+  *idx = s->next_free_index();
+  TRICOLOR_CHECK(*idx >= 0, "a refilled span has no free slot");
+  return s;
+}
+
+inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  uint32_t cls = size_to_class(size);
+  SpanClass sc = make_span_class(cls, noscan);
+  mspan* s = t->cache.alloc[sc];
+  int64_t idx = s->next_free_fast();
+  if (__builtin_expect(idx < 0, 0)) {
+    s = refill_slow(t, sc, type, size, &idx);
+    if (!s) return out_of_memory(size);
+  }
+  uintptr_t p = s->object_base(static_cast<uint32_t>(idx));
+  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
+  if (!noscan) {
+    if (s->heap_bits) s->write_heap_bits(static_cast<uint32_t>(idx), type);
+    else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
+  }
+  publish(s, static_cast<uint32_t>(idx));
+  return reinterpret_cast<void*>(p);
+}
+
+[[gnu::noinline]] void* alloc_large(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  size_t npages = (size + kPageSize - 1) / kPageSize;
+  alloc_slow_hook(t, npages * kPageSize);
+  SpanClass sc = make_span_class(0, noscan);
+  bool needzero = false;
+  mspan* s = heap().alloc_span(npages, sc, &needzero);
+  if (!s) {
+    collect_for_oom();
+    s = heap().alloc_span(npages, sc, &needzero);
+    if (!s) return out_of_memory(size);
+  }
+  if (needzero) memset(reinterpret_cast<void*>(s->start), 0, npages * kPageSize);
+  s->large_type = noscan ? nullptr : type;
+  s->freeindex = 1;
+  s->alloc_count = 1;
+  s->alloc_cache = 0;
+  publish(s, 0);
+  auto& c = alloc_counters();
+  // Relaxed: statistics and the pacer's heap_live estimate.
+  c.heap_live.fetch_add(npages * kPageSize, std::memory_order_relaxed);
+  c.total_alloc.fetch_add(npages * kPageSize, std::memory_order_relaxed);
+  c.mallocs.fetch_add(1, std::memory_order_relaxed);
+  c.class_mallocs[0].fetch_add(1, std::memory_order_relaxed);
+  heap().central(sc).push_swept(s);  // the sweeper visits large spans on the full list
+  t->cache.sample_bytes += npages * kPageSize;
+  if (t->cache.sample_bytes >= kSampleBytes) sample_allocation(t, type, size);
+  return reinterpret_cast<void*>(s->start);
+}
+
+inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
+  ThreadState* t = tls_thread;
+  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+  if (size <= kMaxSmallSize) return alloc_small(t, size, type, noscan);
+  if (size > kMaxAlloc) return absurd_size(size);
+  return alloc_large(t, size, type, noscan);
+}
+
+// The tiny allocator (Go's): noscan objects under 16 B share 16 B blocks.
+inline void* alloc_tiny(ThreadState* t, size_t size) {
+  mcache& c = t->cache;
+  uintptr_t off = c.tiny_offset;
+  if (size % 8 == 0) off = (off + 7) & ~uintptr_t{7};
+  else if (size % 4 == 0) off = (off + 3) & ~uintptr_t{3};
+  else if (size % 2 == 0) off = (off + 1) & ~uintptr_t{1};
+  if (off + size <= kTinySize && c.tiny != 0) {
+    c.tiny_offset = off + size;
+    c.tiny_allocs++;
+    return reinterpret_cast<void*>(c.tiny + off);
+  }
+  void* block = alloc_small(t, kTinySize, nullptr, true);
+  if (!block) return nullptr;
+  // Keep the block with more room left (Go's rule).
+  if (size < c.tiny_offset || c.tiny == 0) {
+    c.tiny = reinterpret_cast<uintptr_t>(block);
+    c.tiny_offset = size;
+  }
+  return block;
+}
+
+}  // namespace
+}  // namespace tricolor::internal
+
+using namespace tricolor::internal;
+
+extern "C" void* gc_alloc(size_t size, const gc_type* type) {
+  if (type == nullptr) return alloc_any(size, conservative_type(), false);
+  return alloc_any(size, type, type->noscan);
+}
+
+extern "C" void* gc_alloc_noscan(size_t size) {
+  ThreadState* t = tls_thread;
+  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+  if (size < kTinySize && size > 0) return alloc_tiny(t, size);
+  return alloc_any(size, nullptr, true);
+}
+
+extern "C" void* gc_base(const void* p) {
+  ObjRef r;
+  if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return nullptr;
+  return reinterpret_cast<void*>(r.span->object_base(r.idx));
+}
+
+extern "C" size_t gc_size(const void* p) {
+  ObjRef r;
+  if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return 0;
+  return r.span->elemsize;
+}

@@ -1,0 +1,67 @@
+// mcache: see mcache.h.
+#include "alloc/mcache.h"
+
+#include "alloc/mheap.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+
+namespace {
+mspan g_empty_span;  // all zero: alloc_cache 0, nelems 0
+AllocCounters g_counters;
+}  // namespace
+
+mspan* empty_span() { return &g_empty_span; }
+AllocCounters& alloc_counters() { return g_counters; }
+
+void mcache::init() {
+  for (auto& s : alloc) s = &g_empty_span;
+  tiny = tiny_offset = 0;
+  tiny_allocs = 0;
+  sample_bytes = 0;
+}
+
+// Counts what was allocated from s since it was cached, and undoes the pacer's up-front
+// charge for the slots that stayed free (Go's releaseAll accounting).
+static void account_uncache(mspan* s) {
+  uint32_t n = s->alloc_count - s->alloc_count_before_cache;
+  uint32_t cls = s->size_class();
+  auto& c = g_counters;
+  // Relaxed: statistics counters, no ordering with other data.
+  c.mallocs.fetch_add(n, std::memory_order_relaxed);
+  c.total_alloc.fetch_add(uint64_t(n) * s->elemsize, std::memory_order_relaxed);
+  c.class_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
+  uint64_t unused = uint64_t(s->nelems - s->alloc_count) * s->elemsize;
+  c.heap_live.fetch_sub(unused, std::memory_order_relaxed);
+}
+
+mspan* mcache::refill(SpanClass sc) {
+  mspan* old = alloc[sc];
+  if (old != &g_empty_span) {
+    account_uncache(old);
+    heap().central(sc).uncache_span(old);
+    alloc[sc] = &g_empty_span;
+  }
+  mspan* s = heap().central(sc).cache_span();
+  if (!s) return nullptr;
+  // Charge the pacer for the whole span's free space up front (Go, issue 53738).
+  g_counters.heap_live.fetch_add(uint64_t(s->nelems - s->alloc_count) * s->elemsize,
+                                 std::memory_order_relaxed);
+  alloc[sc] = s;
+  return s;
+}
+
+void mcache::release_all() {
+  for (int sc = 0; sc < kNumSpanClasses; sc++) {
+    mspan* s = alloc[sc];
+    if (s == &g_empty_span) continue;
+    account_uncache(s);
+    heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
+    alloc[sc] = &g_empty_span;
+  }
+  tiny = tiny_offset = 0;
+  g_counters.tiny_allocs.fetch_add(tiny_allocs, std::memory_order_relaxed);
+  tiny_allocs = 0;
+}
+
+}  // namespace tricolor::internal

@@ -1,0 +1,111 @@
+// mcentral: see mcentral.h.
+#include "alloc/mcentral.h"
+
+#include "alloc/mheap.h"
+#include "gc/sweep.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+
+uint32_t mcentral::heap_sweepgen() { return heap().sweepgen.load(std::memory_order_relaxed); }
+
+bool mcentral::has_unswept() const {
+  // Relaxed: a hint for the sweeper's loop; the lists are read under the lock.
+  return unswept_count_.load(std::memory_order_relaxed) != 0;
+}
+
+size_t mcentral::span_count() {
+  std::lock_guard<std::mutex> g(lock_);
+  return partial_[0].count + partial_[1].count + full_[0].count + full_[1].count;
+}
+
+bool mcentral::sweep_and_file(mspan* s, bool want_free) {
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  s->sweepgen.store(sg - 1, std::memory_order_relaxed);  // h-1: being swept
+  SweepResult r = sweep_span(s);
+  if (r == SweepResult::kFreed) return false;
+  if (r == SweepResult::kPartial && want_free) return true;  // caller takes it
+  s->sweepgen.store(sg, std::memory_order_relaxed);
+  push_swept(s);
+  return false;
+}
+
+void mcentral::push_swept(mspan* s) {
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  s->sweepgen.store(sg, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(lock_);
+  if (s->alloc_count < s->nelems) {
+    s->list = SpanList::kPartial;
+    partial_[swept(sg)].push(s);
+  } else {
+    s->list = SpanList::kFull;
+    full_[swept(sg)].push(s);
+  }
+}
+
+mspan* mcentral::cache_span() {
+  SweepActive active;  // before any pop: sweeping is not done while we may sweep
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  mspan* s = nullptr;
+  {
+    std::unique_lock<std::mutex> g(lock_);
+    s = partial_[swept(sg)].pop();
+    if (!s) {
+      // Sweep unswept spans of this class until one has room (Go's cacheSpan steps 2-3).
+      for (int budget = kSpanBudget; budget > 0; budget--) {
+        mspan* u = partial_[unswept(sg)].pop();
+        if (!u) u = full_[unswept(sg)].pop();
+        if (!u) break;
+        unswept_count_.fetch_sub(1, std::memory_order_relaxed);
+        g.unlock();
+        bool usable = sweep_and_file(u, true);
+        g.lock();
+        if (usable) {
+          s = u;
+          break;
+        }
+      }
+    }
+  }
+  if (!s) {
+    bool needzero = false;
+    uint32_t cls = span_class_size(spanclass_);
+    s = heap().alloc_span(kClassToNPages[cls], spanclass_, &needzero);
+    if (!s) return nullptr;
+  }
+  s->sweepgen.store(sg + 3, std::memory_order_relaxed);  // swept, then cached
+  s->list = SpanList::kMCache;
+  s->alloc_count_before_cache = s->alloc_count;
+  s->refill_alloc_cache(s->freeindex);
+  return s;
+}
+
+void mcentral::uncache_span(mspan* s) {
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  uint32_t ssg = s->sweepgen.load(std::memory_order_relaxed);
+  s->list = SpanList::kNone;
+  if (ssg == sg + 1) {
+    SweepActive active;
+    // Cached before this sweep began: sweep it now (Go's uncacheSpan).
+    sweep_and_file(s, false);
+    return;
+  }
+  push_swept(s);
+}
+
+bool mcentral::sweep_one() {
+  SweepActive active;
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  mspan* u;
+  {
+    std::lock_guard<std::mutex> g(lock_);
+    u = partial_[unswept(sg)].pop();
+    if (!u) u = full_[unswept(sg)].pop();
+    if (!u) return false;
+    unswept_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  sweep_and_file(u, false);
+  return true;
+}
+
+}  // namespace tricolor::internal

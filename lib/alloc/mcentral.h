@@ -1,0 +1,62 @@
+// mcentral: all spans of one span class. See lib/alloc/README.md.
+//
+// Four lists, indexed by sweep generation as in Go (the roles flip every cycle without
+// copying when the heap's sweepgen h grows by 2):
+//   partial[swept(h)] / full[swept(h)]     swept spans with / without a free slot
+//   partial[unswept(h)] / full[unswept(h)] spans still to sweep this cycle
+// swept(h) = (h/2) % 2, unswept(h) = 1 - swept(h).
+//
+// Concurrency: `lock_` guards the lists. A span popped from an unswept list belongs to the
+// popper, who sweeps it outside the lock (sweepgen h-2 -> h-1 -> h).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+
+#include "alloc/mspan.h"
+
+namespace tricolor::internal {
+
+class mcentral {
+ public:
+  void init(SpanClass sc) { spanclass_ = sc; }
+  // A swept span with at least one free slot, owned by the caller (an mcache), or nullptr
+  // when the heap cannot grow. Sweeps up to kSpanBudget unswept spans on the way.
+  mspan* cache_span();
+  // Gives back a span an mcache held.
+  void uncache_span(mspan* s);
+  // Puts a large span (class 0) or a freshly swept span on the right swept list.
+  void push_swept(mspan* s);
+  // Sweeps one unswept span of this class; false when there is none left.
+  bool sweep_one();
+  // Moves nothing, but tells whether unswept spans remain (approximate, no lock).
+  bool has_unswept() const;
+  SpanClass spanclass() const { return spanclass_; }
+  // Called with the world stopped right after the heap's sweepgen grew by 2: every span
+  // on the lists is now unswept.
+  void begin_sweep_cycle() {
+    uint32_t sg = heap_sweepgen();
+    unswept_count_.store(partial_[unswept(sg)].count + full_[unswept(sg)].count,
+                         std::memory_order_relaxed);  // world stopped: no concurrent access
+  }
+  // Counts spans on every list (for statistics and the verifier), under the lock.
+  size_t span_count();
+
+  static constexpr int kSpanBudget = 100;  // Go's spanBudget in cacheSpan
+
+ private:
+  static uint32_t heap_sweepgen();
+  static int swept(uint32_t sg) { return (sg / 2) % 2; }
+  static int unswept(uint32_t sg) { return 1 - swept(sg); }
+  // Sweeps s (owned, unlinked) and files it; returns true if s is usable by an mcache
+  // (it had free slots and was not freed), in which case it is NOT filed.
+  bool sweep_and_file(mspan* s, bool want_free);
+
+  SpanClass spanclass_ = 0;
+  std::mutex lock_;
+  SpanListHead partial_[2];
+  SpanListHead full_[2];
+  std::atomic<size_t> unswept_count_{0};
+};
+
+}  // namespace tricolor::internal

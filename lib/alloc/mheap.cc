@@ -1,0 +1,274 @@
+// mheap: see mheap.h.
+#include "alloc/mheap.h"
+
+#include <cstring>
+#include <new>
+
+#include "trace/log.h"
+
+namespace tricolor::internal {
+
+HeapArena** mheap::arena_map_ = nullptr;
+
+// Never destroyed: background threads may still use the heap while the process exits.
+mheap& heap() {
+  static mheap* h = new mheap();
+  return *h;
+}
+
+void mheap::init() {
+  if (!arena_map_) {
+    arena_map_ = static_cast<HeapArena**>(os_reserve_zeroed(kArenaMapEntries * sizeof(HeapArena*)));
+    TRICOLOR_CHECK(arena_map_ != nullptr, "cannot reserve the arena map");
+  }
+  for (int i = 0; i < kNumSpanClasses; i++) central_[i].init(static_cast<SpanClass>(i));
+  sweepgen.store(2, std::memory_order_relaxed);
+}
+
+void mheap::destroy() {
+  std::lock_guard<std::mutex> g(lock_);
+  for (mspan* s : all_spans_) {
+    span_release_bits(s);
+    delete s;
+  }
+  all_spans_.clear();
+  for (mspan* s : span_pool_) delete s;
+  span_pool_.clear();
+  // Free each page-source chunk once (a chunk may hold several arenas).
+  for (HeapArena* a : arenas_) arena_map_[a->base >> kArenaShift] = nullptr;
+  for (HeapArena* a : arenas_)
+    if (a->base == a->chunk_base) os_arena_free(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes);
+  for (HeapArena* a : arenas_) os_unreserve(a, sizeof(HeapArena));
+  arenas_.clear();
+  runs_by_addr_.clear();
+  runs_by_size_.clear();
+  counters.heap_sys.store(0);
+  counters.pages_inuse.store(0);
+  counters.heap_released.store(0);
+  counters.spans_inuse.store(0);
+  for (int i = 0; i < kNumSpanClasses; i++) new (&central_[i]) mcentral();
+  for (int i = 0; i < kNumSpanClasses; i++) central_[i].init(static_cast<SpanClass>(i));
+}
+
+template <class Op>
+void mheap::for_pages(uintptr_t addr, size_t npages, Op op) {
+  uintptr_t end = addr + npages * kPageSize;
+  for (uintptr_t p = addr; p < end; p += kPageSize) {
+    HeapArena* a = arena_of(p);
+    size_t i = (p >> kPageShift) % kPagesPerArena;
+    op(a, i);
+  }
+}
+
+void mheap::insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns) {
+  // Coalesce with the neighbours (address order).
+  auto next = runs_by_addr_.lower_bound(addr);
+  if (next != runs_by_addr_.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second.npages * kPageSize == addr) {
+      addr = prev->first;
+      npages += prev->second.npages;
+      freed_ns = std::max(freed_ns, prev->second.freed_ns);
+      erase_run(prev);
+    }
+  }
+  next = runs_by_addr_.lower_bound(addr);
+  if (next != runs_by_addr_.end() && addr + npages * kPageSize == next->first) {
+    npages += next->second.npages;
+    freed_ns = std::max(freed_ns, next->second.freed_ns);
+    erase_run(next);
+  }
+  runs_by_addr_.emplace(addr, FreeRun{npages, freed_ns});
+  runs_by_size_.emplace(npages, addr);
+}
+
+void mheap::erase_run(std::map<uintptr_t, FreeRun>::iterator it) {
+  runs_by_size_.erase({it->second.npages, it->first});
+  runs_by_addr_.erase(it);
+}
+
+uintptr_t mheap::alloc_pages(size_t npages) {
+  // Best fit, lowest address among equals: keeps the heap compact like Go's
+  // address-ordered first fit.
+  auto it = runs_by_size_.lower_bound({npages, 0});
+  if (it == runs_by_size_.end()) return 0;
+  uintptr_t addr = it->second;
+  auto rit = runs_by_addr_.find(addr);
+  FreeRun run = rit->second;
+  erase_run(rit);
+  if (run.npages > npages) {
+    uintptr_t rest = addr + npages * kPageSize;
+    runs_by_addr_.emplace(rest, FreeRun{run.npages - npages, run.freed_ns});
+    runs_by_size_.emplace(run.npages - npages, rest);
+  }
+  return addr;
+}
+
+bool mheap::grow(size_t npages) {
+  size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
+  void* mem = os_arena_alloc(bytes);
+  if (!mem) return false;
+  uintptr_t base = reinterpret_cast<uintptr_t>(mem);
+  TRICOLOR_CHECK((base & (kArenaBytes - 1)) == 0, "arena not aligned");
+  for (uintptr_t a = base; a < base + bytes; a += kArenaBytes) {
+    auto* ha = static_cast<HeapArena*>(os_reserve_zeroed(sizeof(HeapArena)));
+    TRICOLOR_CHECK(ha != nullptr, "cannot reserve arena metadata");
+    ha->base = a;
+    ha->chunk_base = base;
+    ha->chunk_bytes = bytes;
+    arenas_.push_back(ha);
+    // Release: the metadata is initialised before lock-free readers can find it.
+    __atomic_store_n(&arena_map_[a >> kArenaShift], ha, __ATOMIC_RELEASE);
+  }
+  counters.heap_sys.fetch_add(bytes, std::memory_order_relaxed);
+  insert_run(base, bytes / kPageSize, 0);
+  return true;
+}
+
+mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
+  std::lock_guard<std::mutex> g(lock_);
+  // Relaxed: the limit is a setting; a stale read only delays its effect by one span.
+  uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
+  if ((counters.pages_inuse.load(std::memory_order_relaxed) + npages) * kPageSize > limit) return nullptr;
+  uintptr_t addr = alloc_pages(npages);
+  if (!addr) {
+    if (!grow(npages)) return nullptr;
+    addr = alloc_pages(npages);
+    if (!addr) return nullptr;
+  }
+  // Pages that held objects must be zeroed; released pages read as zero.
+  bool dirty = false;
+  size_t released = 0;
+  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
+    uint64_t bit = uint64_t{1} << (i % 64);
+    if (a->dirty[i / 64] & bit) dirty = true;
+    if (a->scavenged[i / 64] & bit) released++;
+    a->dirty[i / 64] &= ~bit;
+    a->scavenged[i / 64] &= ~bit;
+  });
+  if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
+
+  mspan* s;
+  if (!span_pool_.empty()) {
+    s = span_pool_.back();
+    span_pool_.pop_back();
+  } else {
+    s = new mspan();
+  }
+  span_init(s, addr, npages, sc, sweepgen.load(std::memory_order_relaxed));
+  s->needzero = dirty;
+  *needzero = dirty;
+  s->all_index = static_cast<uint32_t>(all_spans_.size());
+  all_spans_.push_back(s);
+  s->state.store(SpanState::kInUse, std::memory_order_release);
+  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
+    a->spans[i].store(s, std::memory_order_release);  // publish: span set up first
+  });
+  counters.pages_inuse.fetch_add(npages, std::memory_order_relaxed);
+  counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void mheap::free_span(mspan* s) {
+  std::lock_guard<std::mutex> g(lock_);
+  s->state.store(SpanState::kDead, std::memory_order_release);
+  for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) {
+    a->spans[i].store(nullptr, std::memory_order_release);
+    a->dirty[i / 64] |= uint64_t{1} << (i % 64);
+  });
+  counters.pages_inuse.fetch_sub(s->npages, std::memory_order_relaxed);
+  counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
+  insert_run(s->start, s->npages, monotonic_ns());
+  mspan* last = all_spans_.back();
+  all_spans_[s->all_index] = last;
+  last->all_index = s->all_index;
+  all_spans_.pop_back();
+  // The span struct is reused later; its bitmaps go now. A concurrent lock-free reader
+  // that loaded the span pointer before the map was cleared sees kDead and gives up;
+  // span structs are never freed while the heap lives (INV-HEAP-1).
+  span_release_bits(s);
+  span_pool_.push_back(s);
+}
+
+size_t mheap::free_pages_locked_count() {
+  std::lock_guard<std::mutex> g(lock_);
+  size_t n = 0;
+  for (auto& [addr, run] : runs_by_addr_) n += run.npages;
+  return n;
+}
+
+size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
+  std::lock_guard<std::mutex> g(lock_);
+  size_t released = 0;
+  for (auto& [addr, run] : runs_by_addr_) {
+    if (min_age_ns && now_ns - run.freed_ns < min_age_ns) continue;
+    // Release maximal sub-runs of pages not yet released.
+    uintptr_t end = addr + run.npages * kPageSize;
+    uintptr_t p = addr;
+    while (p < end) {
+      HeapArena* a = arena_of(p);
+      size_t i = (p >> kPageShift) % kPagesPerArena;
+      if (a->scavenged[i / 64] >> (i % 64) & 1) {
+        p += kPageSize;
+        continue;
+      }
+      uintptr_t q = p;
+      while (q < end) {
+        HeapArena* b = arena_of(q);
+        size_t j = (q >> kPageShift) % kPagesPerArena;
+        if (b->scavenged[j / 64] >> (j % 64) & 1) break;
+        b->scavenged[j / 64] |= uint64_t{1} << (j % 64);
+        b->dirty[j / 64] &= ~(uint64_t{1} << (j % 64));
+        q += kPageSize;
+      }
+      os_release(reinterpret_cast<void*>(p), q - p);
+      released += q - p;
+      p = q;
+    }
+  }
+  counters.heap_released.fetch_add(released, std::memory_order_relaxed);
+  if (min_age_ns == 0) release_free_chunks_locked();
+  return released;
+}
+
+void mheap::release_free_chunks_locked() {
+  // A page-source chunk wholly covered by one free run goes back to mimalloc.
+  std::vector<std::pair<uintptr_t, size_t>> chunks;
+  for (HeapArena* a : arenas_)
+    if (a->base == a->chunk_base) chunks.emplace_back(a->chunk_base, a->chunk_bytes);
+  for (auto [base, bytes] : chunks) {
+    auto it = runs_by_addr_.upper_bound(base);
+    if (it == runs_by_addr_.begin()) continue;
+    --it;
+    uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
+    if (rs > base || re < base + bytes) continue;
+    FreeRun run = it->second;
+    erase_run(it);
+    if (rs < base) {
+      runs_by_addr_.emplace(rs, FreeRun{(base - rs) / kPageSize, run.freed_ns});
+      runs_by_size_.emplace((base - rs) / kPageSize, rs);
+    }
+    if (re > base + bytes) {
+      uintptr_t r2 = base + bytes;
+      runs_by_addr_.emplace(r2, FreeRun{(re - r2) / kPageSize, run.freed_ns});
+      runs_by_size_.emplace((re - r2) / kPageSize, r2);
+    }
+    size_t released_pages = 0;
+    for (auto it2 = arenas_.begin(); it2 != arenas_.end();) {
+      HeapArena* a = *it2;
+      if (a->chunk_base != base) {
+        ++it2;
+        continue;
+      }
+      for (size_t w = 0; w < kPagesPerArena / 64; w++) released_pages += __builtin_popcountll(a->scavenged[w]);
+      __atomic_store_n(&arena_map_[a->base >> kArenaShift], nullptr, __ATOMIC_RELEASE);
+      os_unreserve(a, sizeof(HeapArena));
+      it2 = arenas_.erase(it2);
+    }
+    counters.heap_released.fetch_sub(released_pages * kPageSize, std::memory_order_relaxed);
+    counters.heap_sys.fetch_sub(bytes, std::memory_order_relaxed);
+    os_arena_free(reinterpret_cast<void*>(base), bytes);
+  }
+}
+
+}  // namespace tricolor::internal

@@ -1,0 +1,116 @@
+// mheap: the page heap. Arenas of 64 MiB from the page source, a page allocator over them
+// (free page runs, best fit, coalesced on free), the page -> span map, the mcentrals, and
+// the scavenger's bookkeeping. See lib/alloc/README.md for the overview.
+//
+// Concurrency: `lock` guards the page allocator, the arena list and span metadata
+// allocation. The page -> span map is read without the lock (gc_base, the marker):
+// entries are published with release stores after the span is set up, and cleared before
+// its pages are reused (INV-HEAP-1: a non-null entry always points to a span whose state
+// is kInUse or that is being torn down under the lock; readers check state).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "alloc/mcentral.h"
+#include "alloc/mspan.h"
+#include "os/page_source.h"
+#include "os/clock.h"
+
+namespace tricolor::internal {
+
+inline constexpr size_t kPagesPerArena = kArenaBytes / kPageSize;  // 8192
+inline constexpr unsigned kAddrBits = 48;
+inline constexpr size_t kArenaMapEntries = size_t{1} << (kAddrBits - kArenaShift);
+
+struct HeapArena {
+  std::atomic<mspan*> spans[kPagesPerArena];   // page -> span, for in-use spans
+  uint64_t scavenged[kPagesPerArena / 64];     // free page returned to the OS (lock)
+  uint64_t dirty[kPagesPerArena / 64];         // free page that held objects (lock)
+  uintptr_t base;
+  uintptr_t chunk_base;                        // the page-source allocation it belongs to
+  size_t chunk_bytes;
+};
+
+// A run of free pages.
+struct FreeRun {
+  size_t npages;
+  uint64_t freed_ns;  // when it was last freed (the scavenger's age)
+};
+
+struct HeapCounters {
+  std::atomic<uint64_t> heap_sys{0};       // arena bytes
+  std::atomic<uint64_t> pages_inuse{0};    // pages in spans
+  std::atomic<uint64_t> heap_released{0};  // free bytes returned to the OS
+  std::atomic<uint64_t> spans_inuse{0};
+};
+
+class mheap {
+ public:
+  void init();
+  void destroy();  // returns every arena (gc_shutdown)
+
+  // A span of npages for span class sc, set up and in state kInUse, or nullptr when out of
+  // memory. Publishes the page map.
+  // Returns nullptr also when the pages in use would pass limit_bytes (the memory limit).
+  mspan* alloc_span(size_t npages, SpanClass sc, bool* needzero);
+  std::atomic<uint64_t> limit_bytes{UINT64_MAX};
+  // Returns a span's pages (the span must be unlinked from every list).
+  void free_span(mspan* s);
+
+  // The span holding address p, or nullptr. Lock-free, O(1).
+  static mspan* span_of(uintptr_t p) {
+    if (p >> kAddrBits) return nullptr;
+    HeapArena* a = arena_map_[p >> kArenaShift];
+    if (!a) return nullptr;
+    // Acquire: pairs with the release store that published the span.
+    return a->spans[(p >> kPageShift) % kPagesPerArena].load(std::memory_order_acquire);
+  }
+
+  // Releases free pages unused for at least min_age_ns (0: all) to the OS; also returns
+  // wholly free arenas to the page source. Returns bytes released.
+  size_t scavenge(uint64_t now_ns, uint64_t min_age_ns);
+
+  mcentral& central(SpanClass sc) { return central_[sc]; }
+
+  // The sweep generation (see mspan.h). Written only with the world stopped.
+  std::atomic<uint32_t> sweepgen{2};
+  HeapCounters counters;
+
+  // Visits every in-use span under the lock (verifier, class statistics).
+  template <class F>
+  void for_each_span(F&& f) {
+    std::lock_guard<std::mutex> g(lock_);
+    for (mspan* s : all_spans_) if (s->state.load(std::memory_order_relaxed) == SpanState::kInUse) f(s);
+  }
+  size_t free_pages_locked_count();
+
+ private:
+  bool grow(size_t npages);
+  void release_free_chunks_locked();
+  uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
+  void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
+  void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
+  HeapArena* arena_of(uintptr_t p) const { return arena_map_[p >> kArenaShift]; }
+  // Runs op(arena, page index) over [addr, addr + npages*kPageSize), lock held.
+  template <class Op> void for_pages(uintptr_t addr, size_t npages, Op op);
+
+  static HeapArena** arena_map_;  // kArenaMapEntries entries, lazily committed
+
+  std::mutex lock_;
+  std::map<uintptr_t, FreeRun> runs_by_addr_;
+  std::set<std::pair<size_t, uintptr_t>> runs_by_size_;
+  std::vector<HeapArena*> arenas_;
+  std::vector<mspan*> all_spans_;      // in use, index in mspan::... (swap-remove)
+  std::vector<mspan*> span_pool_;      // dead span structs for reuse
+  mcentral central_[kNumSpanClasses];
+};
+
+mheap& heap();
+
+}  // namespace tricolor::internal

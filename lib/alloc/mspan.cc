@@ -1,0 +1,113 @@
+// mspan: allocation bits, heap bits, initialisation. See mspan.h.
+#include "alloc/mspan.h"
+
+#include <cstring>
+
+#include "alloc/types.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+
+int64_t mspan::next_free_index() {
+  // Go's nextFreeIndex: skip whole words of allocated slots, reloading the cache.
+  while (freeindex < nelems) {
+    if (alloc_cache != 0) {
+      uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(alloc_cache));
+      uint32_t result = freeindex + bit;
+      if (result >= nelems) {
+        freeindex = nelems;
+        return -1;
+      }
+      alloc_cache = bit + 1 == 64 ? 0 : alloc_cache >> (bit + 1);
+      freeindex = result + 1;
+      if (freeindex % 64 == 0 && freeindex < nelems) refill_alloc_cache(freeindex);
+      alloc_count++;
+      return result;
+    }
+    freeindex = (freeindex + 64) & ~uint32_t{63};
+    if (freeindex >= nelems) {
+      freeindex = nelems;
+      return -1;
+    }
+    refill_alloc_cache(freeindex);
+  }
+  return -1;
+}
+
+void mspan::write_heap_bits(uint32_t idx, const gc_type* t) {
+  // An object of w <= 64 words starts at bit idx*w and covers at most two bitmap words.
+  uint32_t w = elemsize / 8;
+  uint64_t bits = t->tile64;
+  uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+  bits &= mask;
+  size_t bit = size_t(idx) * w;
+  uint64_t* p = &heap_bits[bit / 64];
+  unsigned sh = bit % 64;
+  // Relaxed atomics: markers read neighbouring objects' bits in the same word.
+  uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  __atomic_store_n(p, (old & ~(mask << sh)) | (bits << sh), __ATOMIC_RELAXED);
+  if (sh + w > 64) {
+    unsigned rest = sh + w - 64;
+    uint64_t m2 = (uint64_t{1} << rest) - 1;
+    uint64_t old2 = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
+  }
+}
+
+uint64_t mspan::read_heap_bits(uint32_t idx) const {
+  uint32_t w = elemsize / 8;
+  uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+  size_t bit = size_t(idx) * w;
+  const uint64_t* p = &heap_bits[bit / 64];
+  unsigned sh = bit % 64;
+  // Relaxed: see write_heap_bits.
+  uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED) >> sh;
+  if (sh + w > 64) v |= __atomic_load_n(p + 1, __ATOMIC_RELAXED) << (64 - sh);
+  return v & mask;
+}
+
+void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t sweepgen) {
+  s->start = start;
+  s->npages = npages;
+  s->spanclass = sc;
+  uint32_t cls = span_class_size(sc);
+  if (cls == 0) {
+    s->elemsize = static_cast<uint32_t>(npages * kPageSize);
+    s->nelems = 1;
+    s->divmul = 0;
+  } else {
+    s->elemsize = kClassToSize[cls];
+    s->nelems = kClassToNElems[cls];
+    s->divmul = kClassToDivMul[cls];
+  }
+  s->limit = start + size_t(s->nelems) * s->elemsize;
+  s->freeindex = 0;
+  s->alloc_count = 0;
+  s->alloc_count_before_cache = 0;
+  s->freeindex_for_scan.store(0, std::memory_order_relaxed);
+  s->sweepgen.store(sweepgen, std::memory_order_relaxed);
+  s->large_type = nullptr;
+  s->list = SpanList::kNone;
+  s->next = s->prev = nullptr;
+
+  size_t nw = s->nwords_bits();
+  size_t heap_words = 0, type_words = 0;
+  if (cls != 0 && !span_class_noscan(sc)) {
+    if (s->elemsize <= kMaxHeapBitsElem) heap_words = npages * kPageSize / 8 / 64;
+    else type_words = s->nelems;
+  }
+  s->bits_storage = new uint64_t[2 * nw + heap_words + type_words]();
+  s->alloc_bits = s->bits_storage;
+  s->mark_bits = s->bits_storage + nw;
+  s->heap_bits = heap_words ? s->bits_storage + 2 * nw : nullptr;
+  s->obj_types = type_words ? reinterpret_cast<const gc_type**>(s->bits_storage + 2 * nw) : nullptr;
+  s->refill_alloc_cache(0);
+}
+
+void span_release_bits(mspan* s) {
+  delete[] s->bits_storage;
+  s->bits_storage = s->alloc_bits = s->mark_bits = s->heap_bits = nullptr;
+  s->obj_types = nullptr;
+}
+
+}  // namespace tricolor::internal

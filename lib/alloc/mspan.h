@@ -1,0 +1,181 @@
+// mspan: a run of pages holding objects of one span class. See lib/alloc/README.md for the
+// overview of the allocator (mcache -> mcentral -> mheap).
+//
+// Bit layout of a small span (nelems objects of elemsize bytes from `start`):
+//
+//   alloc_bits [ceil(nelems/64) words]  1 = allocated as of the last sweep        (owner)
+//   mark_bits  [ceil(nelems/64) words]  1 = marked this cycle                     (atomic OR)
+//   heap_bits  [npages*1024/64 words]   1 bit per heap word: 1 = pointer slot     (owner
+//              (scan spans, elemsize <= 512 only)                                   writes,
+//   obj_types  [nelems]                 gc_type per object (scan, elemsize > 512)   relaxed)
+//
+// INV-SPAN-1 (mimalloc-style accounting): alloc_count == popcount(alloc_bits[0, freeindex))
+//   + (number of slots >= freeindex with their alloc bit set), for a span not in an mcache.
+// INV-SPAN-2: every slot below freeindex is allocated; alloc_cache holds the complement of
+//   the 64 alloc bits from freeindex's word, shifted so bit 0 is slot freeindex.
+// INV-SPAN-3: a slot is "free" for the collector iff idx >= freeindex_for_scan and its alloc
+//   bit is clear (Go's isFree with freeIndexForScan): a conservative pointer to a free slot
+//   is ignored, so a slot being handed out is never scanned half-initialised.
+//
+// sweepgen, relative to the heap's sweepgen h (incremented by 2 per cycle, only with the
+// world stopped) — Go's table (reference/go-runtime-facts.md section 3.1):
+//
+//   span.sweepgen | meaning
+//   --------------+--------------------------------------------------------------
+//   h - 2         | needs sweeping
+//   h - 1         | being swept
+//   h             | swept, ready to use
+//   h + 1         | cached in an mcache before this sweep began: needs sweeping
+//   h + 3         | swept, then cached, still cached
+//
+// tricolor flushes every mcache at mark termination (world stopped), so h + 1 never
+// survives a cycle change in practice; the state is kept so the table holds as in Go.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "alloc/sizeclasses.h"
+
+struct gc_type;
+
+namespace tricolor::internal {
+
+inline constexpr int kNumSpanClasses = kNumSizeClasses * 2;  // scan and noscan
+inline constexpr size_t kMaxHeapBitsElem = 512;  // larger scan objects keep a type pointer
+
+using SpanClass = uint8_t;
+inline constexpr SpanClass make_span_class(uint32_t size_class, bool noscan) {
+  return static_cast<SpanClass>(size_class << 1 | (noscan ? 1 : 0));
+}
+inline constexpr uint32_t span_class_size(SpanClass sc) { return sc >> 1; }
+inline constexpr bool span_class_noscan(SpanClass sc) { return sc & 1; }
+
+enum class SpanState : uint8_t { kDead = 0, kInUse = 1 };
+enum class SpanList : uint8_t { kNone, kPartial, kFull, kMCache };
+
+struct mspan {
+  uintptr_t start = 0;
+  size_t npages = 0;
+  uintptr_t limit = 0;  // end of the last object
+  uint32_t elemsize = 0;
+  uint32_t nelems = 0;
+  uint32_t divmul = 0;
+  SpanClass spanclass = 0;
+  std::atomic<SpanState> state{SpanState::kDead};  // release-stored when set up
+  bool needzero = false;                           // free slots may hold old data
+  SpanList list = SpanList::kNone;                 // which list holds it (debug, verifier)
+
+  // Allocation state: owned by the mcache holding the span, or by its sweeper.
+  uint32_t freeindex = 0;
+  uint32_t alloc_count = 0;
+  uint32_t alloc_count_before_cache = 0;
+  uint64_t alloc_cache = 0;
+  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3).
+  std::atomic<uint32_t> freeindex_for_scan{0};
+  std::atomic<uint32_t> sweepgen{0};
+
+  uint64_t* alloc_bits = nullptr;
+  uint64_t* mark_bits = nullptr;
+  uint64_t* heap_bits = nullptr;
+  const gc_type** obj_types = nullptr;
+  const gc_type* large_type = nullptr;  // class 0: the one object's type
+  uint64_t* bits_storage = nullptr;     // one block backing the bitmaps above
+
+  uint32_t all_index = 0;  // position in the heap's table of in-use spans (heap lock)
+  mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
+  mspan* prev = nullptr;
+
+  uint32_t size_class() const { return span_class_size(spanclass); }
+  bool noscan() const { return span_class_noscan(spanclass); }
+  uintptr_t base() const { return start; }
+  uint32_t nwords_bits() const { return (nelems + 63) / 64; }
+
+  // Object index of an address inside [start, limit): one multiply (INV: divmul exact).
+  uint32_t object_index(uintptr_t p) const {
+    return nelems == 1 ? 0 : tricolor::internal::object_index(p - start, divmul);
+  }
+  uintptr_t object_base(uint32_t idx) const { return start + uintptr_t(idx) * elemsize; }
+
+  bool alloc_bit(uint32_t i) const { return alloc_bits[i / 64] >> (i % 64) & 1; }
+  bool mark_bit(uint32_t i) const {
+    // Relaxed: a racy read is fine, the bit only ever goes 0 -> 1 during a cycle.
+    return __atomic_load_n(&mark_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1;
+  }
+  // Sets the mark bit; true if this call set it (the caller greys the object).
+  bool try_mark(uint32_t i) {
+    uint64_t bit = uint64_t{1} << (i % 64);
+    uint64_t* w = &mark_bits[i / 64];
+    if (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) return false;
+    // Relaxed: the mark bit guards no data; the work queue hand-off orders the scan.
+    return !(__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit);
+  }
+  // INV-SPAN-3.
+  bool is_free(uint32_t i) const {
+    if (i < freeindex_for_scan.load(std::memory_order_acquire)) return false;
+    return !alloc_bit(i);
+  }
+
+  // Loads alloc_cache from the alloc bits for the 64 slots starting at `whichbyte`*8.
+  void refill_alloc_cache(uint32_t index) {
+    uint64_t w = alloc_bits[index / 64];
+    alloc_cache = ~w >> (index % 64);
+  }
+
+  // The fast path of allocation (Go's nextFreeFast): a few instructions, no call.
+  // Returns the slot index or -1 when the cache needs a refill or the span is full.
+  int64_t next_free_fast() {
+    uint64_t cache = alloc_cache;
+    if (cache == 0) return -1;
+    uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(cache));
+    uint32_t result = freeindex + bit;
+    if (result >= nelems) return -1;
+    uint32_t next = result + 1;
+    if (next % 64 == 0 && next != nelems) return -1;  // the cache must be reloaded
+    alloc_cache = bit + 1 == 64 ? 0 : cache >> (bit + 1);
+    freeindex = next;
+    alloc_count++;
+    return result;
+  }
+  // The slow half: scans alloc bits for the next free slot from freeindex; -1 if full.
+  int64_t next_free_index();
+
+  // Heap bits (pointer map) of a small scan span with elemsize <= 512.
+  void write_heap_bits(uint32_t idx, const gc_type* t);
+  uint64_t read_heap_bits(uint32_t idx) const;  // bit i = word i of the object is a pointer
+  const gc_type* object_type(uint32_t idx) const {  // elemsize > 512 scan spans
+    return __atomic_load_n(&obj_types[idx], __ATOMIC_RELAXED);
+  }
+};
+
+// Sets up a span over [start, start + npages*kPageSize) for span class sc; allocates its
+// bitmaps. Called under the heap lock.
+void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t sweepgen);
+void span_release_bits(mspan* s);
+
+// Intrusive doubly linked list of spans.
+struct SpanListHead {
+  mspan* head = nullptr;
+  size_t count = 0;
+  void push(mspan* s) {
+    s->prev = nullptr;
+    s->next = head;
+    if (head) head->prev = s;
+    head = s;
+    count++;
+  }
+  void remove(mspan* s) {
+    if (s->prev) s->prev->next = s->next; else head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = nullptr;
+    count--;
+  }
+  mspan* pop() {
+    mspan* s = head;
+    if (s) remove(s);
+    return s;
+  }
+};
+
+}  // namespace tricolor::internal

@@ -1,0 +1,72 @@
+// gc_type_new: precise pointer maps. See types.h.
+#include "alloc/types.h"
+
+#include <cstring>
+#include <mutex>
+
+#include "tricolor/gc.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+
+const gc_type* conservative_type() {
+  static const gc_type t = [] {
+    gc_type c{};
+    c.name = "<conservative>";
+    c.size = 8;
+    c.words = 1;
+    c.ptrmask = {1};
+    c.tile64 = ~uint64_t{0};
+    c.noscan = false;
+    c.conservative = true;
+    return c;
+  }();
+  return &t;
+}
+
+}  // namespace tricolor::internal
+
+extern "C" const gc_type* gc_type_new(const char* name, size_t size, const size_t* offsets,
+                                      size_t count) {
+  using namespace tricolor::internal;
+  if (!name) name = "<unnamed>";
+  if (size == 0 || size > (size_t{1} << 40)) {
+    log_error("gc_type_new(\"%s\"): size %zu is not a valid type size", name, size);
+    return nullptr;
+  }
+  if (count && !offsets) {
+    log_error("gc_type_new(\"%s\"): %zu pointer offsets but a NULL offsets array", name, count);
+    return nullptr;
+  }
+  if (count && size % 8) {
+    log_error("gc_type_new(\"%s\"): a type with pointers must have a size that is a multiple "
+              "of 8 (got %zu)", name, size);
+    return nullptr;
+  }
+  auto* t = new gc_type();
+  t->name = strdup(name);
+  t->size = size;
+  t->words = (size + 7) / 8;
+  t->ptrmask.assign((t->words + 63) / 64, 0);
+  for (size_t i = 0; i < count; i++) {
+    size_t off = offsets[i];
+    if (off % 8 || off + 8 > size) {
+      log_error("gc_type_new(\"%s\"): pointer offset %zu is not an aligned word inside %zu bytes",
+                name, off, size);
+      free(const_cast<char*>(t->name));
+      delete t;
+      return nullptr;
+    }
+    t->ptrmask[off / 64 / 8] |= uint64_t{1} << (off / 8 % 64);
+  }
+  t->noscan = count == 0;
+  t->conservative = false;
+  t->tile64 = 0;
+  for (size_t w = 0; w < 64; w++)
+    if (t->word_is_ptr(w)) t->tile64 |= uint64_t{1} << w;
+  return t;
+}
+
+extern "C" const char* gc_type_name(const gc_type* type) {
+  return type ? type->name : "<conservative>";
+}

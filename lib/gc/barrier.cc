@@ -1,0 +1,73 @@
+// The hybrid write barrier's slow path (INV-BARRIER-1):
+//
+//   gc_write_ptr(slot, v):  shade(*slot); shade(v); *slot = v     while marking
+//
+// Go's Yuasa-deletion + Dijkstra-insertion barrier (proposal 17503), in the unconditional
+// form Go ships: both the old and the new value are shaded, whatever the colour of the
+// current stack. Shading goes through a per-thread buffer (WbBuf) so the common barrier
+// takes no lock and no atomic read-modify-write; a full buffer is flushed into the mark
+// work queue. The flag read by the inline fast path changes only with the world stopped,
+// so a thread between two safepoints sees one value throughout a barrier.
+#include <mutex>
+
+#include "gc/collector.h"
+#include "gc/mark.h"
+#include "gc/stacks.h"
+#include "gc/thread.h"
+#include "tricolor/gc.h"
+#include "trace/log.h"
+
+extern "C" {
+TRICOLOR_API uint32_t tricolor_barrier_on = 0;
+}
+
+namespace tricolor::internal {
+
+void flush_wbuf(ThreadState* t) {
+  if (t->wbuf.n == 0) return;
+  mark_state().busy.fetch_add(1, std::memory_order_seq_cst);
+  GcWork w;
+  for (int i = 0; i < t->wbuf.n; i++) grey_pointer(t->wbuf.buf[i], w);
+  t->wbuf.n = 0;
+  w.dispose();
+  mark_state().busy.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void shade_if_marking(const void* p) {
+  if (!__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) || !p) return;
+  ThreadState* t = current_thread();
+  if (t) {
+    if (t->wbuf.n == WbBuf::kEntries) flush_wbuf(t);
+    t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(p);
+    return;
+  }
+  mark_state().busy.fetch_add(1, std::memory_order_seq_cst);
+  GcWork w;
+  grey_pointer(reinterpret_cast<uintptr_t>(p), w);
+  w.dispose();
+  mark_state().busy.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+}  // namespace tricolor::internal
+
+using namespace tricolor::internal;
+
+extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
+  void** s = static_cast<void**>(slot);
+  // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.
+  void* old = __atomic_load_n(s, __ATOMIC_RELAXED);
+  ThreadState* t = current_thread();
+  if (!t) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      log_error("gc_write_ptr from a thread that is not attached (call gc_thread_attach)");
+    });
+    shade_if_marking(old);
+    shade_if_marking(value);
+  } else {
+    if (t->wbuf.n + 2 > WbBuf::kEntries) flush_wbuf(t);
+    if (old) t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(old);
+    if (value) t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(value);
+  }
+  __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
+}

@@ -1,0 +1,854 @@
+// The collector: initialisation, the cycle, the controller and mark-worker threads,
+// forced cycles, the scavenger, and the control API. See lib/gc/README.md for the
+// overview; the cycle below follows its numbered steps.
+#include "gc/collector.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "alloc/mcache.h"
+#include "alloc/mheap.h"
+#include "alloc/types.h"
+#include "gc/mark.h"
+#include "gc/stacks.h"
+#include "gc/sweep.h"
+#include "gc/testing.h"
+#include "gc/thread.h"
+#include "os/clock.h"
+#include "trace/heaptrace.h"
+#include "trace/log.h"
+#include "tricolor/gc.h"
+
+namespace tricolor::internal {
+
+namespace {
+
+constexpr uint64_t kDefaultForcePeriodNs = 120ull * 1000000000ull;  // Go's forcegcperiod
+constexpr uint64_t kDefaultScavengeDelayNs = 300ull * 1000000000ull;  // 5 minutes
+
+std::atomic<bool> g_initialized{false};
+gc_options g_opts;
+int g_procs = 1;
+
+// Pacer and cycle bookkeeping, guarded by g_mu.
+std::mutex g_mu;
+std::condition_variable g_cv;       // controller wake-ups and cycle completion
+Pacer g_pacer;
+bool g_request = false;             // a cycle is requested
+CycleReason g_request_reason = CycleReason::kHeap;
+bool g_request_user = false;        // a gc_collect waits: sweep in the foreground
+uint64_t g_cycles_started = 0;
+uint64_t g_cycles_done = 0;
+uint64_t g_cycles_swept = 0;
+bool g_stop = false;
+uint64_t g_last_cycle_end_ns = 0;
+std::atomic<Phase> g_phase{Phase::kOff};
+std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
+std::atomic<double> g_assist_ratio{0};   // scan work owed per byte (controller updates)
+std::atomic<uint64_t> g_trigger{UINT64_MAX};  // copy of g_pacer.trigger for the fast check
+
+// Call with g_mu held after the pacer changed.
+void publish_trigger() { g_trigger.store(g_pacer.trigger, std::memory_order_relaxed); }
+
+// Heap-allocated: a program may exit without gc_shutdown, and a joinable std::thread
+// destroyed at exit would terminate it.
+std::thread* g_controller = nullptr;
+std::vector<std::thread*> g_workers;
+std::mutex g_worker_mu;
+std::condition_variable g_worker_cv;  // workers wait here for a mark phase
+std::atomic<uint64_t> g_mark_start_ns{0};
+std::atomic<uint64_t> g_worker_cpu_ns{0};
+std::atomic<uint64_t> g_assist_cpu_ns{0};
+
+CollectorStats g_stats;
+std::mutex g_stats_mu;
+gc_oom_fn g_oom_handler = nullptr;
+std::mutex g_oom_mu;
+
+std::atomic<bool> g_verify_each{false};
+std::atomic<bool> g_test_hold{false};
+uint64_t g_test_target = 0;
+uint64_t g_roots_scanned_cycle = 0;  // g_mu
+std::atomic<uint64_t> g_verify_failures{0};
+
+// ---- Environment --------------------------------------------------------------------
+
+bool parse_bytes(const char* s, size_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno || v < 0 || !std::isfinite(v)) return false;
+  std::string suf(end);
+  double mul = 1;
+  if (suf.empty() || suf == "B") mul = 1;
+  else if (suf == "KiB" || suf == "K" || suf == "KB") mul = 1024.0;
+  else if (suf == "MiB" || suf == "M" || suf == "MB") mul = 1024.0 * 1024;
+  else if (suf == "GiB" || suf == "G" || suf == "GB") mul = 1024.0 * 1024 * 1024;
+  else if (suf == "TiB" || suf == "T" || suf == "TB") mul = 1024.0 * 1024 * 1024 * 1024;
+  else return false;
+  double b = v * mul;
+  if (b > 1.8e19) return false;
+  *out = static_cast<size_t>(b);
+  return true;
+}
+
+bool parse_int(const char* s, long lo, long hi, long* out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || errno || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+void bad_env(const char* var, const char* value, const char* what) {
+  log_error("%s=\"%s\" is not valid (%s); the default is used", var, value, what);
+}
+
+// ---- Cycle ---------------------------------------------------------------------------
+
+uint64_t heap_live() { return alloc_counters().heap_live.load(std::memory_order_relaxed); }
+
+void record_pause(CycleTimes& ct, int which, uint64_t ns, uint32_t cycle) {
+  ct.pause_ns[which] += ns;
+  g_stats.pause_total_ns.fetch_add(ns, std::memory_order_relaxed);
+  uint64_t m = g_stats.pause_max_ns.load(std::memory_order_relaxed);
+  while (ns > m && !g_stats.pause_max_ns.compare_exchange_weak(m, ns)) {
+  }
+  trace_pause(cycle, which == 0 ? "sweep_termination" : "mark_termination", ns);
+}
+
+// Mark workers: about 25% of the procs (Go: dedicated + fractional). Each worker runs at a
+// utilisation u = 0.25 * procs / workers (<= 1), sleeping to keep its CPU share; during a
+// cycle started by gc_collect they run flat out.
+double worker_utilisation() {
+  double u = kGoalUtilization * g_procs / double(g_workers.size() ? g_workers.size() : 1);
+  return std::min(u, 1.0);
+}
+
+void mark_worker_loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g(g_worker_mu);
+      g_worker_cv.wait(g, [] {
+        return g_stop || g_phase.load(std::memory_order_acquire) == Phase::kMark;
+      });
+      if (g_stop) return;
+    }
+    uint64_t cpu0 = thread_cpu_ns();
+    uint64_t mark_start = g_mark_start_ns.load(std::memory_order_acquire);
+    uint64_t cpu_start = cpu0;
+    auto& ms = mark_state();
+    while (g_phase.load(std::memory_order_acquire) == Phase::kMark && !world_stopped()) {
+      if (g_test_hold.load(std::memory_order_acquire)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        continue;
+      }
+      ms.busy.fetch_add(1, std::memory_order_seq_cst);
+      GcWork w;
+      int64_t n = drain(w, 256 << 10);
+      w.dispose();
+      ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+      if (n == 0) {
+        g_cv.notify_all();  // the controller may be waiting for termination
+        std::unique_lock<std::mutex> g(g_worker_mu);
+        g_worker_cv.wait_for(g, std::chrono::microseconds(200));
+        continue;
+      }
+      double u = g_user_cycle.load(std::memory_order_relaxed) ? 1.0 : worker_utilisation();
+      if (u < 1.0) {
+        uint64_t used = thread_cpu_ns() - cpu_start;
+        uint64_t wall = monotonic_ns() - mark_start;
+        double allowed = u * double(wall);
+        if (double(used) > allowed) {
+          uint64_t sleep_ns = uint64_t((double(used) - allowed) / u);
+          std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(sleep_ns, 2000000)));
+        }
+      }
+    }
+    g_worker_cpu_ns.fetch_add(thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+    // Wait until the phase leaves kMark before looking again.
+    std::unique_lock<std::mutex> g(g_worker_mu);
+    g_worker_cv.wait_for(g, std::chrono::milliseconds(1), [] {
+      return g_stop || g_phase.load(std::memory_order_acquire) != Phase::kMark;
+    });
+  }
+}
+
+// Step 1-2: sweep termination (world stopped), then the mark phase is on.
+void start_mark(uint32_t cycle, CycleTimes& ct) {
+  finish_sweep();  // concurrent: normally done already by the background sweeper
+  uint64_t t0 = monotonic_ns();
+  ct.start_ns = t0;
+  stop_the_world("sweep termination");
+  // Sweeping finished above; the background sweeper may still be between two empty
+  // passes, so confirm (this finds nothing to sweep, so it is short).
+  for (int i = 0; !sweep_done(); i++) {
+    TRICOLOR_CHECK(i < 1000000, "a cycle cannot finish the previous sweep");
+    finish_sweep();
+  }
+  auto& ms = mark_state();
+  ms.bytes_marked.store(0, std::memory_order_relaxed);
+  ms.scan_work.store(0, std::memory_order_relaxed);
+  ms.bytes_allocated_black.store(0, std::memory_order_relaxed);
+  ct.heap_start = heap_live();
+  g_phase.store(Phase::kMark, std::memory_order_release);
+  // The flag the inline barrier and allocator read; the restart of the world publishes
+  // it to every thread before any runs mutator code again.
+  __atomic_store_n(&tricolor_barrier_on, 1, __ATOMIC_SEQ_CST);
+  stacks_begin_cycle(cycle);
+  // Tiny blocks are heap objects referenced from off-heap mcaches (Go's gcMarkTinyAllocs).
+  GcWork w;
+  for_each_thread_stopped([&](ThreadState* t) {
+    if (t->cache.tiny) grey_pointer(t->cache.tiny, w);
+    t->assist_bytes = 0;
+  });
+  w.dispose();
+  g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
+  start_the_world();
+  uint64_t p = monotonic_ns() - t0;
+  record_pause(ct, 0, p, cycle);
+  ct.mark_ns = monotonic_ns();
+  g_worker_cv.notify_all();
+}
+
+// Step 4: with the world stopped, flush the write-barrier buffers and rescan the roots.
+// If that found grey objects, or a marker still holds work, marking resumes (Go's
+// gcMarkDone restart, issue 27993); otherwise mark termination proceeds. Returns true if
+// the cycle's mark is over (the world is left stopped).
+bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
+  *t0 = monotonic_ns();
+  stop_the_world("mark termination");
+  auto& ms = mark_state();
+  ms.busy.fetch_add(1, std::memory_order_seq_cst);
+  for_each_thread_stopped([](ThreadState* t) { flush_wbuf(t); });
+  GcWork w;
+  scan_roots(w);
+  w.dispose();
+  ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+  for (int i = 0; i < 200 && ms.busy.load(std::memory_order_seq_cst) != 0; i++) {
+  }
+  if (!ms.queue.empty() || ms.busy.load(std::memory_order_seq_cst) != 0 || stacks_unscanned() != 0) {
+    start_the_world();
+    record_pause(ct, 1, monotonic_ns() - *t0, cycle);
+    ct.restarts++;
+    g_worker_cv.notify_all();
+    return false;
+  }
+  return true;
+}
+
+// Step 5: mark termination, world stopped. Barrier off, mcaches flushed, sweepgen += 2,
+// the pacer commits the next goal.
+void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
+  ct.mark_term_ns = t0;
+  g_phase.store(Phase::kMarkTermination, std::memory_order_release);
+  __atomic_store_n(&tricolor_barrier_on, 0, __ATOMIC_SEQ_CST);
+  ct.stacks_scanned = stacks_live();
+  stacks_end_cycle();
+  auto& ms = mark_state();
+  if (g_verify_each.load(std::memory_order_relaxed)) {
+    uint64_t bad = verify_heap(true);
+    g_verify_failures.fetch_add(bad, std::memory_order_relaxed);
+  }
+  ct.heap_end = heap_live();
+  for_each_thread_stopped([](ThreadState* t) {
+    t->cache.release_all();
+    t->assist_bytes = 0;
+  });
+  uint64_t marked = ms.bytes_marked.load(std::memory_order_relaxed);
+  uint64_t scan_work = ms.scan_work.load(std::memory_order_relaxed);
+  ct.heap_marked = marked;
+  auto& h = heap();
+  h.sweepgen.store(h.sweepgen.load(std::memory_order_relaxed) + 2, std::memory_order_seq_cst);
+  for (int sc = 0; sc < kNumSpanClasses; sc++) h.central(static_cast<SpanClass>(sc)).begin_sweep_cycle();
+  alloc_counters().heap_live.store(marked + ms.bytes_allocated_black.load(std::memory_order_relaxed),
+                                   std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    uint64_t mark_wall = t0 - ct.mark_ns;
+    uint64_t cpu = g_worker_cpu_ns.load() + g_assist_cpu_ns.load();
+    double u = mark_wall ? double(cpu) / double(mark_wall * uint64_t(g_procs)) : kGoalUtilization;
+    uint64_t allocated = ct.heap_end > ct.heap_start ? ct.heap_end - ct.heap_start : 0;
+    if (ct.reason != CycleReason::kUser) g_pacer.end_cycle(allocated, scan_work, u);
+    g_pacer.commit(marked, 0, roots_bytes(), scan_work);
+    ct.goal = g_pacer.goal;
+    ct.trigger = g_pacer.trigger;
+    publish_trigger();
+    h.limit_bytes.store(g_pacer.memory_limit ? g_pacer.memory_limit : UINT64_MAX,
+                        std::memory_order_relaxed);
+  }
+  g_phase.store(Phase::kOff, std::memory_order_release);
+  start_the_world();
+  uint64_t end = monotonic_ns();
+  record_pause(ct, 1, end - t0, cycle);
+  ct.end_ns = end;
+}
+
+void run_cycle(CycleReason reason, bool user_waits) {
+  uint32_t cycle;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    cycle = static_cast<uint32_t>(++g_cycles_started);
+  }
+  CycleTimes ct;
+  ct.reason = reason;
+  g_user_cycle.store(user_waits, std::memory_order_relaxed);
+  g_worker_cpu_ns.store(0);
+  g_assist_cpu_ns.store(0);
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    trace_cycle_begin(cycle, reason, heap_live(), g_pacer.trigger, g_pacer.goal);
+  }
+  start_mark(cycle, ct);
+
+  // Step 3: concurrent mark. The controller scans the roots and the parked stacks; running
+  // threads scan their own stacks at their next safepoint; workers and assists drain.
+  auto& ms = mark_state();
+  uint64_t controller_cpu0 = thread_cpu_ns();
+  {
+    ms.busy.fetch_add(1, std::memory_order_seq_cst);
+    GcWork w;
+    scan_roots(w);
+    w.dispose();
+    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    g_cv.notify_all();  // test_start_cycle waits for the roots to be scanned
+  }
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_roots_scanned_cycle = cycle;
+  }
+  g_cv.notify_all();
+  uint64_t warn_at = monotonic_ns() + kStopWarnNs;
+  for (;;) {
+    if (g_test_hold.load(std::memory_order_acquire)) {
+      std::unique_lock<std::mutex> g(g_mu);
+      g_cv.wait_for(g, std::chrono::microseconds(200));
+      continue;
+    }
+    ms.busy.fetch_add(1, std::memory_order_seq_cst);
+    GcWork w;
+    scan_parked_stacks(w);
+    if (user_waits) drain(w, 1 << 20);  // nobody else needs the CPU: help
+    w.dispose();
+    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    if (stacks_unscanned() == 0 && ms.queue.empty() && ms.busy.load(std::memory_order_seq_cst) == 0) {
+      uint64_t t0;
+      if (try_finish_mark(cycle, ct, &t0)) {
+        ct.worker_cpu_ns = g_worker_cpu_ns.load() + (thread_cpu_ns() - controller_cpu0);
+        ct.assist_cpu_ns = g_assist_cpu_ns.load();
+        finish_mark(cycle, ct, t0);
+        break;
+      }
+      continue;
+    }
+    if (monotonic_ns() > warn_at && stacks_unscanned() > 0) {
+      warn_at = monotonic_ns() + 10 * kStopWarnNs;
+      auto labels = running_unscanned_labels(4);
+      log_warn("marking waits for %lld stack(s) to reach a safepoint (first: %s); long "
+               "loops must call gc_safepoint()", static_cast<long long>(stacks_unscanned()),
+               labels.empty() ? "?" : labels[0]);
+    }
+    std::unique_lock<std::mutex> g(g_mu);
+    g_assist_ratio.store(g_pacer.assist_ratio(heap_live(), ms.scan_work.load(std::memory_order_relaxed)),
+                         std::memory_order_relaxed);
+    g_cv.wait_for(g, std::chrono::microseconds(user_waits ? 20 : 100));
+  }
+
+  // Statistics, tracing.
+  uint64_t pause = ct.pause_ns[0] + ct.pause_ns[1];
+  uint64_t cpu = ct.worker_cpu_ns + ct.assist_cpu_ns + pause * uint64_t(g_procs);
+  g_stats.gc_cpu_ns.fetch_add(cpu, std::memory_order_relaxed);
+  g_stats.assist_ns.fetch_add(ct.assist_cpu_ns, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> g(g_stats_mu);
+    uint32_t n = g_stats.num_gc.load(std::memory_order_relaxed);
+    g_stats.pause_ns[n % 256] = pause;
+    g_stats.pause_end_ns[n % 256] = unix_ns();
+    g_stats.last_gc_unix_ns.store(unix_ns(), std::memory_order_relaxed);
+    if (reason == CycleReason::kUser || reason == CycleReason::kPeriodic)
+      g_stats.num_forced_gc.fetch_add(1, std::memory_order_relaxed);
+    g_stats.num_gc.store(n + 1, std::memory_order_release);
+  }
+  gc_stats s;
+  gc_read_stats(&s);
+  trace_cycle_end(cycle, ct, s.gc_cpu_fraction);
+  if (g_opts.gctrace) gctrace_print(cycle, ct, s.gc_cpu_fraction, g_procs);
+
+  // Step 6: concurrent sweep. gc_collect waits for it: the controller sweeps too.
+  uint64_t sweep0 = monotonic_ns();
+  uint64_t spans0 = sweep_stats().spans_swept.load(), bytes0 = sweep_stats().bytes_freed.load();
+  wake_background_sweeper();
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_cycles_done = cycle;
+    g_last_cycle_end_ns = monotonic_ns();
+  }
+  if (user_waits) {
+    finish_sweep();
+    trace_sweep_done(cycle, monotonic_ns() - sweep0, sweep_stats().spans_swept.load() - spans0,
+                     sweep_stats().bytes_freed.load() - bytes0);
+    std::lock_guard<std::mutex> g(g_mu);
+    g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+  }
+  g_cv.notify_all();
+}
+
+uint64_t scavenge_delay() {
+  return g_opts.scavenge_delay_ns ? g_opts.scavenge_delay_ns : kDefaultScavengeDelayNs;
+}
+uint64_t force_period() {
+  return g_opts.force_gc_period_ns ? g_opts.force_gc_period_ns : kDefaultForcePeriodNs;
+}
+
+// The controller thread: runs requested cycles, forces one when none ran for the period
+// (Go's forcegc), and paces the scavenger.
+void controller_loop() {
+  uint64_t next_scavenge = monotonic_ns() + std::min<uint64_t>(scavenge_delay() / 4, 1000000000);
+  for (;;) {
+    CycleReason reason;
+    bool user;
+    {
+      std::unique_lock<std::mutex> g(g_mu);
+      for (;;) {
+        if (g_stop) return;
+        if (g_request) break;
+        uint64_t now = monotonic_ns();
+        if (now - g_last_cycle_end_ns >= force_period()) {
+          g_request = true;
+          g_request_reason = CycleReason::kPeriodic;
+          break;
+        }
+        if (now >= next_scavenge) break;
+        uint64_t wake = std::min(g_last_cycle_end_ns + force_period(), next_scavenge);
+        g_cv.wait_for(g, std::chrono::nanoseconds(wake - now));
+      }
+      reason = g_request_reason;
+      user = g_request_user;
+      bool run = g_request;
+      g_request = false;
+      g_request_user = false;
+      if (!run) reason = CycleReason::kHeap;  // scavenger tick only
+      if (!run) user = false;
+      if (!run) {
+        g.unlock();
+        uint64_t now = monotonic_ns();
+        next_scavenge = now + std::min<uint64_t>(scavenge_delay() / 4, 1000000000);
+        size_t released = heap().scavenge(now, scavenge_delay());
+        if (released) trace_scavenge(released, "age");
+        continue;
+      }
+    }
+    run_cycle(reason, user);
+  }
+}
+
+// At exit the heap stays as it is (like Go's): no new cycle starts, and the exiting thread
+// counts as stopped so a cycle in flight never waits for it.
+void on_process_exit() {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_stop = true;
+  }
+  g_cv.notify_all();
+  if (current_thread()) gc_blocking_begin();
+}
+
+void request_cycle(CycleReason reason) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    if (g_request) return;
+    g_request = true;
+    g_request_reason = reason;
+  }
+  g_cv.notify_all();
+}
+
+}  // namespace
+
+// ---- Shared state accessors ----------------------------------------------------------------
+
+bool collector_initialized() { return g_initialized.load(std::memory_order_acquire); }
+Phase gc_phase() { return g_phase.load(std::memory_order_acquire); }
+CollectorStats& collector_stats() { return g_stats; }
+int configured_procs() { return g_procs; }
+void set_verify_each_cycle(bool on) { g_verify_each.store(on); }
+uint64_t verify_failures() { return g_verify_failures.load(); }
+Pacer pacer_snapshot() {
+  std::lock_guard<std::mutex> g(g_mu);
+  return g_pacer;
+}
+const char* reason_name(CycleReason r) {
+  switch (r) {
+    case CycleReason::kHeap: return "heap";
+    case CycleReason::kUser: return "user";
+    case CycleReason::kPeriodic: return "periodic";
+    case CycleReason::kOom: return "oom";
+    case CycleReason::kStress: return "stress";
+  }
+  return "?";
+}
+
+void on_sweep_done() {
+  std::lock_guard<std::mutex> g(g_mu);
+  g_cycles_swept = std::max(g_cycles_swept, g_cycles_done);
+}
+
+// ---- Hooks of the allocator ----------------------------------------------------------------
+
+void alloc_slow_hook(ThreadState* t, size_t bytes) {
+  gc_safepoint();
+  if (g_phase.load(std::memory_order_relaxed) == Phase::kMark) {
+    // Mark assist: pay scan work in proportion to the allocation (Go's gcAssistAlloc).
+    t->assist_bytes += static_cast<int64_t>(bytes);
+    if (t->assist_bytes >= (64 << 10)) {
+      auto& ms = mark_state();
+      double ratio = g_assist_ratio.load(std::memory_order_relaxed);
+      int64_t work = static_cast<int64_t>(double(t->assist_bytes) * ratio);
+      t->assist_bytes = 0;
+      if (work > 0) {
+        uint64_t c0 = thread_cpu_ns();
+        ms.busy.fetch_add(1, std::memory_order_seq_cst);
+        GcWork w;
+        drain(w, std::max<int64_t>(work, 64 << 10));
+        w.dispose();
+        ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+        g_assist_cpu_ns.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
+      }
+    }
+    return;
+  }
+  // Relaxed: the trigger is a threshold; a stale value delays a cycle by one span at most.
+  uint64_t live = heap_live() + bytes;
+  bool trigger = live >= g_trigger.load(std::memory_order_relaxed) &&
+                 g_phase.load(std::memory_order_relaxed) == Phase::kOff;
+  if (trigger) request_cycle(CycleReason::kHeap);
+}
+
+void collect_for_oom() { gc_collect(); }
+
+void* out_of_memory(size_t request) {
+  uint64_t limit = pacer_snapshot().memory_limit;
+  trace_oom(request, limit);
+  gc_oom_fn fn;
+  {
+    std::lock_guard<std::mutex> g(g_oom_mu);
+    fn = g_oom_handler;
+  }
+  if (!fn) {
+    log_error("out of memory: cannot allocate %zu bytes (memory limit %llu bytes, %llu bytes "
+              "in use after a full collection); aborting (see gc_set_oom_handler)",
+              request, static_cast<unsigned long long>(limit),
+              static_cast<unsigned long long>(heap().counters.pages_inuse.load() * kPageSize));
+    abort();
+  }
+  fn(request);
+  return nullptr;
+}
+
+void sample_allocation(ThreadState* t, const gc_type* type, size_t size) {
+  uint64_t weight = t->cache.sample_bytes;
+  t->cache.sample_bytes = 0;
+  if (!heaptrace_enabled()) return;
+  trace_alloc_sample(type ? type->name : "<noscan>", size, weight);
+}
+
+// ---- Test hooks (gc/testing.h) --------------------------------------------------------------
+
+void test_set_hold(bool on) {
+  g_test_hold.store(on, std::memory_order_release);
+  g_cv.notify_all();
+}
+bool test_hold_on() { return g_test_hold.load(std::memory_order_acquire); }
+
+void test_start_cycle() {
+  uint64_t target;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    target = g_cycles_started + 1;
+    g_test_target = target;
+    g_request = true;
+    g_request_user = true;
+    g_request_reason = CycleReason::kUser;
+  }
+  g_cv.notify_all();
+  bool attached = current_thread() != nullptr;
+  if (attached) gc_blocking_begin();
+  {
+    std::unique_lock<std::mutex> g(g_mu);
+    g_cv.wait(g, [&] { return g_roots_scanned_cycle >= target; });
+  }
+  if (attached) gc_blocking_end();
+}
+
+void test_drain_all() {
+  auto& ms = mark_state();
+  ms.busy.fetch_add(1, std::memory_order_seq_cst);
+  GcWork w;
+  drain(w, -1);
+  w.dispose();
+  ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void test_scan_parked_stacks() {
+  auto& ms = mark_state();
+  ms.busy.fetch_add(1, std::memory_order_seq_cst);
+  GcWork w;
+  scan_parked_stacks(w);
+  w.dispose();
+  ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void test_shade(const void* p) {
+  auto& ms = mark_state();
+  ms.busy.fetch_add(1, std::memory_order_seq_cst);
+  GcWork w;
+  grey_pointer(reinterpret_cast<uintptr_t>(p), w);
+  w.dispose();
+  ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void test_wait_cycle_done() {
+  bool attached = current_thread() != nullptr;
+  if (attached) gc_blocking_begin();
+  {
+    std::unique_lock<std::mutex> g(g_mu);
+    g_cv.wait(g, [&] { return g_cycles_swept >= g_test_target; });
+  }
+  if (attached) gc_blocking_end();
+}
+
+bool test_is_marked(const void* p) {
+  ObjRef r;
+  return find_object(reinterpret_cast<uintptr_t>(p), &r) && r.span->mark_bit(r.idx);
+}
+
+void set_force_gc_period(uint64_t ns) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_opts.force_gc_period_ns = ns ? ns : kDefaultForcePeriodNs;
+  }
+  g_cv.notify_all();
+}
+
+void set_scavenge_delay(uint64_t ns) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_opts.scavenge_delay_ns = ns ? ns : kDefaultScavengeDelayNs;
+  }
+  g_cv.notify_all();
+}
+
+void stress_safepoint(ThreadState* t) {
+  (void)t;
+#if TRICOLOR_STRESS
+  static std::atomic<uint64_t> n{0};
+  static const uint64_t every = [] {
+    const char* e = getenv("TRICOLOR_STRESS_EVERY");
+    long v = 0;
+    return e && parse_int(e, 1, 1L << 30, &v) ? uint64_t(v) : uint64_t(1000);
+  }();
+  if (n.fetch_add(1, std::memory_order_relaxed) % every == 0) gc_collect();
+#endif
+}
+
+}  // namespace tricolor::internal
+
+using namespace tricolor::internal;
+
+extern "C" {
+
+void gc_options_default(gc_options* o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->gc_percent = 100;
+  o->memory_limit = 0;
+  o->procs = 0;
+  o->gctrace = 0;
+  o->heap_trace = nullptr;
+  o->force_gc_period_ns = kDefaultForcePeriodNs;
+  o->scavenge_delay_ns = kDefaultScavengeDelayNs;
+  o->fiber_stack_size = 256 << 10;
+  if (const char* v = getenv("TRICOLOR_GOGC")) {
+    long n;
+    if (!strcmp(v, "off")) o->gc_percent = -1;
+    else if (parse_int(v, -1, 1000000, &n)) o->gc_percent = static_cast<int>(n);
+    else bad_env("TRICOLOR_GOGC", v, "a percentage or 'off'");
+  }
+  if (const char* v = getenv("TRICOLOR_MEMLIMIT")) {
+    size_t b;
+    if (parse_bytes(v, &b)) o->memory_limit = b;
+    else bad_env("TRICOLOR_MEMLIMIT", v, "bytes, with an optional KiB/MiB/GiB/TiB suffix");
+  }
+  if (const char* v = getenv("TRICOLOR_PROCS")) {
+    long n;
+    if (parse_int(v, 1, 1024, &n)) o->procs = static_cast<int>(n);
+    else bad_env("TRICOLOR_PROCS", v, "a number of processors from 1 to 1024");
+  }
+  if (const char* v = getenv("TRICOLOR_GCTRACE")) {
+    long n;
+    if (parse_int(v, 0, 1, &n)) o->gctrace = static_cast<int>(n);
+    else bad_env("TRICOLOR_GCTRACE", v, "0 or 1");
+  }
+  if (const char* v = getenv("TRICOLOR_HEAPTRACE")) {
+    if (*v) o->heap_trace = v;
+    else bad_env("TRICOLOR_HEAPTRACE", v, "a file path");
+  }
+}
+
+int gc_init(const gc_options* o) {
+  if (g_initialized.load()) {
+    log_error("gc_init called twice without gc_shutdown; the heap is already running");
+    return -1;
+  }
+  if (o) g_opts = *o;
+  else gc_options_default(&g_opts);
+  if (!g_opts.force_gc_period_ns) g_opts.force_gc_period_ns = kDefaultForcePeriodNs;
+  if (!g_opts.scavenge_delay_ns) g_opts.scavenge_delay_ns = kDefaultScavengeDelayNs;
+  if (!g_opts.fiber_stack_size) g_opts.fiber_stack_size = 256 << 10;
+  long hw = sysconf(_SC_NPROCESSORS_ONLN);
+  g_procs = g_opts.procs > 0 ? g_opts.procs : static_cast<int>(hw > 0 ? hw : 1);
+  heap().init();
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_pacer = Pacer();
+    g_pacer.gc_percent = g_opts.gc_percent;
+    g_pacer.memory_limit = g_opts.memory_limit;
+    g_pacer.recompute();
+    publish_trigger();
+    g_request = false;
+    g_stop = false;
+    g_cycles_started = g_cycles_done = g_cycles_swept = 0;
+    g_last_cycle_end_ns = monotonic_ns();
+  }
+  heap().limit_bytes.store(g_opts.memory_limit ? g_opts.memory_limit : UINT64_MAX);
+  g_stats.start_ns = monotonic_ns();
+  if (g_opts.heap_trace)
+    heaptrace_open(g_opts.heap_trace, g_procs, g_opts.gc_percent, g_opts.memory_limit);
+  g_initialized.store(true, std::memory_order_release);
+  start_background_sweeper();
+  size_t nworkers = std::max<size_t>(1, static_cast<size_t>(std::lround(kGoalUtilization * g_procs)));
+  for (size_t i = 0; i < nworkers; i++) g_workers.push_back(new std::thread(mark_worker_loop));
+  g_controller = new std::thread(controller_loop);
+  static bool atexit_done = [] { return atexit(on_process_exit) == 0; }();
+  (void)atexit_done;
+  return gc_thread_attach();
+}
+
+void gc_shutdown(void) {
+  if (!g_initialized.load()) {
+    log_error("gc_shutdown called without gc_init");
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_stop = true;
+  }
+  g_cv.notify_all();
+  if (g_controller) {
+    g_controller->join();
+    delete g_controller;
+    g_controller = nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> g(g_worker_mu);
+  }
+  g_worker_cv.notify_all();
+  for (auto* w : g_workers) {
+    w->join();
+    delete w;
+  }
+  g_workers.clear();
+  stop_background_sweeper();
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    gc_stats s;
+    gc_read_stats(&s);
+    (void)s;
+  }
+  heaptrace_close();
+  detach_all_for_shutdown();
+  heap().destroy();
+  mark_state().queue.free_all();
+  g_initialized.store(false, std::memory_order_release);
+}
+
+void gc_collect(void) {
+  if (!g_initialized.load(std::memory_order_acquire)) {
+    log_error("gc_collect called before gc_init");
+    return;
+  }
+  uint64_t target;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    target = g_cycles_started + 1;
+    g_request = true;
+    g_request_user = true;
+    g_request_reason = CycleReason::kUser;
+  }
+  g_cv.notify_all();
+  bool attached = current_thread() != nullptr;
+  if (attached) gc_blocking_begin();
+  {
+    std::unique_lock<std::mutex> g(g_mu);
+    g_cv.wait(g, [&] { return g_cycles_swept >= target || g_stop; });
+  }
+  if (attached) gc_blocking_end();
+}
+
+void gc_free_os_memory(void) {
+  if (!g_initialized.load()) {
+    log_error("gc_free_os_memory called before gc_init");
+    return;
+  }
+  gc_collect();
+  size_t released = heap().scavenge(monotonic_ns(), 0);
+  trace_scavenge(released, "free_os_memory");
+}
+
+int gc_set_percent(int pct) {
+  int old;
+  bool trigger;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    old = g_pacer.gc_percent;
+    g_pacer.gc_percent = pct < 0 ? -1 : pct;
+    g_opts.gc_percent = g_pacer.gc_percent;
+    g_pacer.recompute();
+    publish_trigger();
+    trigger = g_initialized.load() && g_pacer.should_trigger(alloc_counters().heap_live.load());
+  }
+  if (trigger) request_cycle(CycleReason::kHeap);
+  return old;
+}
+
+size_t gc_set_memory_limit(size_t bytes) {
+  size_t old;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    old = g_pacer.memory_limit;
+    g_pacer.memory_limit = bytes;
+    g_opts.memory_limit = bytes;
+    g_pacer.recompute();
+    publish_trigger();
+  }
+  heap().limit_bytes.store(bytes ? bytes : UINT64_MAX);
+  return old;
+}
+
+gc_oom_fn gc_set_oom_handler(gc_oom_fn fn) {
+  std::lock_guard<std::mutex> g(g_oom_mu);
+  gc_oom_fn old = g_oom_handler;
+  g_oom_handler = fn;
+  return old;
+}
+
+}  // extern "C"

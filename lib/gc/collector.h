@@ -1,0 +1,90 @@
+// The collector: the cycle, its background threads, and the hooks the allocator and the
+// thread layer call. See lib/gc/README.md for the overview.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "gc/pacer.h"
+
+struct gc_type;
+
+namespace tricolor::internal {
+
+struct ThreadState;
+struct GcWork;
+struct mspan;
+
+enum class Phase : uint32_t { kOff = 0, kMark = 1, kMarkTermination = 2 };
+enum class CycleReason : uint32_t { kHeap, kUser, kPeriodic, kOom, kStress };
+const char* reason_name(CycleReason r);
+
+bool collector_initialized();
+Phase gc_phase();
+
+// ---- Hooks of the allocator ------------------------------------------------------------
+// Allocation slow path (span refill or large object): safepoint, assist, trigger check.
+void alloc_slow_hook(ThreadState* t, size_t bytes);
+// The heap cannot grow (memory limit or OS): run a full collection; the caller retries.
+void collect_for_oom();
+// Still no memory after collecting: the OOM handler; returns nullptr if it returns.
+void* out_of_memory(size_t request);
+// Heap-trace allocation sample (about one per 512 KiB).
+void sample_allocation(ThreadState* t, const gc_type* type, size_t size);
+inline constexpr uint64_t kSampleBytes = 512 << 10;
+
+// ---- Hooks of the thread layer ---------------------------------------------------------
+void flush_wbuf(ThreadState* t);
+void scan_own_stack(ThreadState* t);
+void stress_safepoint(ThreadState* t);
+void on_sweep_done();
+
+// ---- Stacks (stacks.cc) ------------------------------------------------------------------
+void stacks_begin_cycle(uint64_t cycle);
+void stacks_end_cycle();
+int64_t stacks_unscanned();
+uint64_t stacks_scanned_total();
+size_t stacks_live();
+size_t scan_parked_stacks(GcWork& w);
+std::vector<const char*> running_unscanned_labels(size_t max);
+
+// ---- Roots (roots.cc) --------------------------------------------------------------------
+size_t scan_roots(GcWork& w);  // returns bytes scanned
+size_t roots_bytes();
+
+// ---- State shared with statistics and tracing -----------------------------------------
+struct CycleTimes {
+  uint64_t start_ns = 0, mark_ns = 0, mark_term_ns = 0, end_ns = 0;  // monotonic
+  uint64_t pause_ns[2] = {0, 0};                                      // STW1, STW2 (summed)
+  uint64_t assist_cpu_ns = 0, worker_cpu_ns = 0, idle_cpu_ns = 0;
+  uint64_t heap_start = 0, heap_end = 0, heap_marked = 0;
+  uint64_t goal = 0, trigger = 0;
+  uint64_t stacks_scanned = 0;
+  int restarts = 0;
+  CycleReason reason = CycleReason::kHeap;
+};
+
+struct CollectorStats {
+  std::atomic<uint32_t> num_gc{0};
+  std::atomic<uint32_t> num_forced_gc{0};
+  std::atomic<uint64_t> pause_total_ns{0};
+  std::atomic<uint64_t> pause_max_ns{0};
+  std::atomic<uint64_t> last_gc_unix_ns{0};
+  std::atomic<uint64_t> gc_cpu_ns{0};
+  std::atomic<uint64_t> assist_ns{0};
+  uint64_t pause_ns[256] = {};      // ring, written by the controller (stats lock)
+  uint64_t pause_end_ns[256] = {};
+  uint64_t start_ns = 0;            // monotonic, at gc_init
+};
+CollectorStats& collector_stats();
+Pacer pacer_snapshot();
+int configured_procs();
+// Verifier control for tests: run the heap verifier after every mark termination.
+void set_verify_each_cycle(bool on);
+uint64_t verify_failures();
+// Checks the heap with the world stopped; returns violations (logged).
+uint64_t verify_heap(bool after_mark);
+
+}  // namespace tricolor::internal

@@ -1,0 +1,192 @@
+// Marking: see mark.h.
+#include "gc/mark.h"
+
+#include "alloc/mheap.h"
+#include "alloc/types.h"
+#include "trace/log.h"
+
+// Scanning reads words that mutators may write concurrently with plain stores (a
+// conservative object's integers, a stack being run after its scan). Such a read may see
+// an old or a new value, and both are safe: every candidate is validated by find_object.
+// TSan cannot know that, so the scanning functions are not instrumented; the words are
+// loaded with relaxed atomics where the compiler could otherwise tear or elide them.
+#if defined(__clang__) || defined(__GNUC__)
+#define TRICOLOR_NO_SANITIZE_SCAN __attribute__((no_sanitize("thread", "address")))
+#else
+#define TRICOLOR_NO_SANITIZE_SCAN
+#endif
+
+namespace tricolor::internal {
+
+namespace {
+MarkState g_mark;
+}
+MarkState& mark_state() { return g_mark; }
+
+void WorkQueue::push_full(Workbuf* b) {
+  std::lock_guard<std::mutex> g(mu_);
+  b->next = full_;
+  full_ = b;
+  nfull_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+Workbuf* WorkQueue::pop_full() {
+  if (nfull_.load(std::memory_order_relaxed) == 0) return nullptr;  // relaxed: a hint
+  std::lock_guard<std::mutex> g(mu_);
+  Workbuf* b = full_;
+  if (b) {
+    full_ = b->next;
+    nfull_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  return b;
+}
+
+Workbuf* WorkQueue::get_empty() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (Workbuf* b = empty_) {
+      empty_ = b->next;
+      b->n = 0;
+      b->next = nullptr;
+      return b;
+    }
+  }
+  return new Workbuf();
+}
+
+void WorkQueue::put_empty(Workbuf* b) {
+  std::lock_guard<std::mutex> g(mu_);
+  b->next = empty_;
+  empty_ = b;
+}
+
+void WorkQueue::free_all() {
+  std::lock_guard<std::mutex> g(mu_);
+  for (Workbuf* l : {full_, empty_})
+    while (l) {
+      Workbuf* n = l->next;
+      delete l;
+      l = n;
+    }
+  full_ = empty_ = nullptr;
+  nfull_.store(0);
+}
+
+void GcWork::put(uintptr_t obj) {
+  if (!buf) buf = g_mark.queue.get_empty();
+  if (buf->n == Workbuf::kCap) {
+    g_mark.queue.push_full(buf);
+    buf = g_mark.queue.get_empty();
+  }
+  buf->obj[buf->n++] = obj;
+}
+
+bool GcWork::get(uintptr_t* obj) {
+  if (!buf || buf->n == 0) {
+    Workbuf* b = g_mark.queue.pop_full();
+    if (!b) return false;
+    if (buf) g_mark.queue.put_empty(buf);
+    buf = b;
+  }
+  *obj = buf->obj[--buf->n];
+  return true;
+}
+
+void GcWork::dispose() {
+  if (buf) {
+    if (buf->n) g_mark.queue.push_full(buf);
+    else g_mark.queue.put_empty(buf);
+    buf = nullptr;
+  }
+  // Relaxed: totals read after the markers have synchronised (mark termination).
+  if (bytes_marked) g_mark.bytes_marked.fetch_add(bytes_marked, std::memory_order_relaxed);
+  if (scan_work) g_mark.scan_work.fetch_add(scan_work, std::memory_order_relaxed);
+  bytes_marked = scan_work = 0;
+}
+
+bool find_object(uintptr_t p, ObjRef* out) {
+  mspan* s = mheap::span_of(p);
+  if (!s || s->state.load(std::memory_order_acquire) != SpanState::kInUse) return false;
+  if (p < s->start || p >= s->limit) return false;
+  uint32_t idx = s->object_index(p);
+  if (s->is_free(idx)) return false;
+  out->span = s;
+  out->idx = idx;
+  return true;
+}
+
+void grey_pointer(uintptr_t p, GcWork& w) {
+  ObjRef r;
+  if (!find_object(p, &r)) return;
+  if (!r.span->try_mark(r.idx)) return;
+  w.bytes_marked += r.span->elemsize;
+  if (!r.span->noscan()) w.put(r.span->object_base(r.idx));
+}
+
+void mark_new_object(mspan* s, uint32_t idx) {
+  // Relaxed: a statistic for the pacer, read at mark termination with the world stopped.
+  if (s->try_mark(idx)) g_mark.bytes_allocated_black.fetch_add(s->elemsize, std::memory_order_relaxed);
+}
+
+TRICOLOR_NO_SANITIZE_SCAN
+void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w) {
+  lo = (lo + 7) & ~uintptr_t{7};
+  for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
+    uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(a), __ATOMIC_RELAXED);
+    if (v >= 4096) grey_pointer(v, w);
+  }
+  w.scan_work += hi > lo ? hi - lo : 0;
+}
+
+TRICOLOR_NO_SANITIZE_SCAN
+static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const gc_type* t,
+                             GcWork& w) {
+  if (!t || t->conservative) {
+    scan_conservative(lo, hi, w);
+    return;
+  }
+  for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
+    if (!t->word_is_ptr((a - base) / 8)) continue;
+    uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(a), __ATOMIC_RELAXED);
+    if (v >= 4096) grey_pointer(v, w);
+  }
+  w.scan_work += hi - lo;
+}
+
+TRICOLOR_NO_SANITIZE_SCAN
+void scan_item(uintptr_t item, GcWork& w) {
+  mspan* s = mheap::span_of(item);
+  if (!s) return;
+  if (s->size_class() == 0) {
+    // Large object: scan one oblet; the first visit queues the others (Go's oblets).
+    uintptr_t base = s->start, end = s->start + s->elemsize;
+    if (item == base)
+      for (uintptr_t o = base + kObletBytes; o < end; o += kObletBytes) w.put(o);
+    uintptr_t hi = item + kObletBytes < end ? item + kObletBytes : end;
+    scan_typed_range(base, item, hi, s->large_type, w);
+    return;
+  }
+  uint32_t idx = s->object_index(item);
+  uintptr_t base = s->object_base(idx);
+  if (s->heap_bits) {
+    uint64_t bits = s->read_heap_bits(idx);
+    w.scan_work += s->elemsize;
+    while (bits) {
+      unsigned i = static_cast<unsigned>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(base + 8 * i), __ATOMIC_RELAXED);
+      if (v >= 4096) grey_pointer(v, w);
+    }
+    return;
+  }
+  scan_typed_range(base, base, base + s->elemsize, s->object_type(idx), w);
+}
+
+int64_t drain(GcWork& w, int64_t budget) {
+  uint64_t start = w.scan_work;
+  uintptr_t item;
+  while ((budget < 0 || int64_t(w.scan_work - start) < budget) && w.get(&item)) scan_item(item, w);
+  return int64_t(w.scan_work - start);
+}
+
+}  // namespace tricolor::internal

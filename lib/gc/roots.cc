@@ -1,0 +1,62 @@
+// Registered roots (gc_add_root / gc_remove_root): ranges scanned conservatively at mark
+// start and again at mark termination (they may be written with plain stores).
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "gc/collector.h"
+#include "gc/mark.h"
+#include "tricolor/gc.h"
+#include "trace/log.h"
+
+namespace tricolor::internal {
+namespace {
+struct Root {
+  uintptr_t start;
+  size_t bytes;
+};
+std::mutex g_roots_mu;
+std::vector<Root>& g_roots = *new std::vector<Root>();  // never destroyed
+}  // namespace
+
+size_t scan_roots(GcWork& w) {
+  std::lock_guard<std::mutex> g(g_roots_mu);
+  size_t n = 0;
+  for (const Root& r : g_roots) {
+    scan_conservative(r.start, r.start + r.bytes, w);
+    n += r.bytes;
+  }
+  return n;
+}
+
+size_t roots_bytes() {
+  std::lock_guard<std::mutex> g(g_roots_mu);
+  size_t n = 0;
+  for (const Root& r : g_roots) n += r.bytes;
+  return n;
+}
+
+}  // namespace tricolor::internal
+
+using namespace tricolor::internal;
+
+extern "C" void gc_add_root(void* start, size_t bytes) {
+  if (!start || bytes == 0) {
+    log_error("gc_add_root(%p, %zu): empty range ignored", start, bytes);
+    return;
+  }
+  std::lock_guard<std::mutex> g(g_roots_mu);
+  g_roots.push_back({reinterpret_cast<uintptr_t>(start), bytes});
+}
+
+extern "C" void gc_remove_root(void* start) {
+  std::lock_guard<std::mutex> g(g_roots_mu);
+  // The most recent registration of this address goes (roots may be registered twice).
+  for (auto it = g_roots.rbegin(); it != g_roots.rend(); ++it) {
+    if (it->start == reinterpret_cast<uintptr_t>(start)) {
+      g_roots.erase(std::next(it).base());
+      return;
+    }
+  }
+  log_error("gc_remove_root(%p): no root registered at this address", start);
+}

@@ -1,0 +1,162 @@
+// Sweeping: see sweep.h.
+#include "gc/sweep.h"
+
+#include <sched.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "alloc/mcache.h"
+#include "alloc/mheap.h"
+#include "gc/collector.h"
+#include "trace/log.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace tricolor::internal {
+
+namespace {
+std::atomic<int> g_active{0};
+SweepStats g_stats;
+
+std::mutex g_bg_mu;
+std::condition_variable g_bg_cv;
+bool g_bg_work = false;
+bool g_bg_stop = false;
+std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
+
+// Fills a freed slot with a pattern in stress builds, so a use after free shows at once.
+void poison_free_slot(uintptr_t p, size_t n) {
+#if TRICOLOR_STRESS
+  memset(reinterpret_cast<void*>(p), 0xdb, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+}  // namespace
+
+SweepStats& sweep_stats() { return g_stats; }
+SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }
+SweepActive::~SweepActive() { g_active.fetch_sub(1, std::memory_order_seq_cst); }
+
+SweepResult sweep_span(mspan* s) {
+  auto& c = alloc_counters();
+  uint32_t cls = s->size_class();
+  g_stats.spans_swept.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  if (cls == 0) {
+    if (s->mark_bits[0] & 1) {
+      s->mark_bits[0] = 0;
+      return SweepResult::kFull;
+    }
+    c.frees.fetch_add(1, std::memory_order_relaxed);
+    c.class_frees[0].fetch_add(1, std::memory_order_relaxed);
+    c.freed_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
+    g_stats.bytes_freed.fetch_add(s->elemsize, std::memory_order_relaxed);
+    heap().free_span(s);
+    return SweepResult::kFreed;
+  }
+  uint32_t nw = s->nwords_bits();
+  uint32_t nalloc = 0;
+  // Slots below freeindex were allocated even if their alloc bit is clear (INV-SPAN-2):
+  // fold them into the alloc bits first, so "allocated and unmarked" is exact.
+  for (uint32_t i = 0; i < s->freeindex; i++) s->alloc_bits[i / 64] |= uint64_t{1} << (i % 64);
+  for (uint32_t w = 0; w < nw; w++) {
+    uint64_t marked = s->mark_bits[w];
+    uint64_t dead = s->alloc_bits[w] & ~marked;
+    nalloc += __builtin_popcountll(marked);
+    while (dead) {
+      uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(dead));
+      dead &= dead - 1;
+      poison_free_slot(s->object_base(i), s->elemsize);
+    }
+  }
+  uint32_t nfreed = s->alloc_count - nalloc;
+  // Swap: the mark bits become the alloc bits; fresh zero mark bits.
+  std::swap(s->alloc_bits, s->mark_bits);
+  memset(s->mark_bits, 0, nw * sizeof(uint64_t));
+  s->freeindex = 0;
+  s->freeindex_for_scan.store(0, std::memory_order_relaxed);  // owner: no reader now
+  s->alloc_count = nalloc;
+  s->refill_alloc_cache(0);
+  if (nfreed) {
+    s->needzero = true;
+    c.frees.fetch_add(nfreed, std::memory_order_relaxed);
+    c.class_frees[cls].fetch_add(nfreed, std::memory_order_relaxed);
+    c.freed_bytes.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
+    g_stats.bytes_freed.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
+  }
+  if (nalloc == 0) {
+    heap().free_span(s);
+    return SweepResult::kFreed;
+  }
+  return nalloc < s->nelems ? SweepResult::kPartial : SweepResult::kFull;
+}
+
+bool sweep_done() {
+  if (g_active.load(std::memory_order_seq_cst) != 0) return false;
+  for (int sc = 0; sc < kNumSpanClasses; sc++)
+    if (heap().central(static_cast<SpanClass>(sc)).has_unswept()) return false;
+  return g_active.load(std::memory_order_seq_cst) == 0;
+}
+
+void finish_sweep() {
+  for (int sc = 0; sc < kNumSpanClasses; sc++)
+    while (heap().central(static_cast<SpanClass>(sc)).sweep_one()) {
+    }
+  while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();
+}
+
+void start_background_sweeper() {
+  g_bg_stop = false;
+  g_bg_thread = new std::thread([] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> g(g_bg_mu);
+        g_bg_cv.wait(g, [] { return g_bg_work || g_bg_stop; });
+        if (g_bg_stop) return;
+        g_bg_work = false;
+      }
+      // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans).
+      bool any = true;
+      while (any) {
+        any = false;
+        for (int sc = 0; sc < kNumSpanClasses; sc++) {
+          for (int k = 0; k < 10; k++) {
+            if (!heap().central(static_cast<SpanClass>(sc)).sweep_one()) break;
+            any = true;
+          }
+        }
+      }
+      while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();
+      on_sweep_done();
+    }
+  });
+}
+
+void wake_background_sweeper() {
+  {
+    std::lock_guard<std::mutex> g(g_bg_mu);
+    g_bg_work = true;
+  }
+  g_bg_cv.notify_one();
+}
+
+void stop_background_sweeper() {
+  {
+    std::lock_guard<std::mutex> g(g_bg_mu);
+    g_bg_stop = true;
+  }
+  g_bg_cv.notify_one();
+  if (g_bg_thread) {
+    g_bg_thread->join();
+    delete g_bg_thread;
+    g_bg_thread = nullptr;
+  }
+}
+
+}  // namespace tricolor::internal

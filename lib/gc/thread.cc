@@ -1,0 +1,214 @@
+// Attached threads, safepoints, blocking regions and stopping the world. See thread.h.
+#include "gc/thread.h"
+
+#include "tricolor/gc.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "gc/collector.h"
+#include "gc/mark.h"
+#include "gc/testing.h"
+#include "os/clock.h"
+#include "trace/log.h"
+
+extern "C" {
+TRICOLOR_API uint32_t tricolor_poll_request = 0;
+}
+
+namespace tricolor::internal {
+
+thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+ThreadRegistry g_threads;
+std::atomic<bool> g_stw_requested{false};
+std::mutex g_stw_mu;                 // guards the waits below
+std::condition_variable g_stw_cv;    // threads wait here for the world to restart
+std::condition_variable g_stopped_cv;  // the collector waits here for threads to stop
+
+void thread_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  pthread_getattr_np(pthread_self(), &attr);
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  *lo = reinterpret_cast<uintptr_t>(addr);
+  *hi = *lo + size;
+}
+
+// Parks the calling thread until the world restarts (INV-STW-1).
+void park_for_stw(ThreadState* t) {
+  std::unique_lock<std::mutex> g(g_stw_mu);
+  while (g_stw_requested.load(std::memory_order_seq_cst)) {
+    t->status.store(ThreadStatus::kStopped, std::memory_order_seq_cst);
+    g_stopped_cv.notify_all();
+    g_stw_cv.wait(g);
+  }
+  t->status.store(ThreadStatus::kRunning, std::memory_order_seq_cst);
+}
+
+}  // namespace
+
+ThreadRegistry& threads() { return g_threads; }
+bool world_stopped() { return g_stw_requested.load(std::memory_order_seq_cst); }
+
+uint64_t stop_the_world(const char* why) {
+  uint64_t t0 = monotonic_ns();
+  g_threads.lock.lock();
+  g_stw_requested.store(true, std::memory_order_seq_cst);
+  poll_set(kPollStopTheWorld);
+  bool warned = false;
+  for (ThreadState* t = g_threads.head; t; t = t->next) {
+    int spins = 0;
+    while (t->status.load(std::memory_order_seq_cst) == ThreadStatus::kRunning) {
+      if (++spins < 100) continue;
+      std::unique_lock<std::mutex> g(g_stw_mu);
+      if (t->status.load(std::memory_order_seq_cst) != ThreadStatus::kRunning) break;
+      g_stopped_cv.wait_for(g, std::chrono::microseconds(100));
+      if (!warned && monotonic_ns() - t0 > kStopWarnNs) {
+        warned = true;
+        log_warn("stopping the world (%s): thread '%s' has not reached a safepoint for 1 s; "
+                 "long loops must call gc_safepoint(), waits must be inside "
+                 "gc_blocking_begin/end", why, t->name);
+      }
+    }
+  }
+  return monotonic_ns() - t0;
+}
+
+void start_the_world() {
+  {
+    std::lock_guard<std::mutex> g(g_stw_mu);
+    g_stw_requested.store(false, std::memory_order_seq_cst);
+    poll_clear(kPollStopTheWorld);
+  }
+  g_stw_cv.notify_all();
+  g_threads.lock.unlock();
+}
+
+void safepoint_slow(ThreadState* t) {
+  uint32_t req = __atomic_load_n(&tricolor_poll_request, __ATOMIC_SEQ_CST);
+  if ((req & kPollStopTheWorld) && g_stw_requested.load(std::memory_order_seq_cst)) park_for_stw(t);
+  if ((req & kPollStackScan) && !test_hold_on()) scan_own_stack(t);
+  if (req & kPollPreempt) sched_safepoint();
+  if (req & kPollStress) stress_safepoint(t);
+}
+
+void detach_all_for_shutdown() {
+  std::lock_guard<std::mutex> g(g_threads.lock);
+  while (ThreadState* t = g_threads.head) {
+    g_threads.head = t->next;
+    t->cache.release_all();
+    stack_unregister(&t->stack);
+    if (t == tls_thread) tls_thread = nullptr;
+    delete t;
+  }
+  g_threads.count = 0;
+  set_current_stack(nullptr);
+}
+
+}  // namespace tricolor::internal
+
+using namespace tricolor::internal;
+
+extern "C" {
+
+void tricolor_safepoint_slow(void) {
+  if (ThreadState* t = tls_thread) safepoint_slow(t);
+}
+
+int gc_thread_attach(void) {
+  if (tls_thread) return 0;
+  if (!collector_initialized()) {
+    log_error("gc_thread_attach called before gc_init");
+    return -1;
+  }
+  auto* t = new ThreadState();
+  t->cache.init();
+  uintptr_t lo, hi;
+  thread_stack_bounds(&lo, &hi);
+  snprintf(t->name, sizeof t->name, "tid %ld", static_cast<long>(syscall(SYS_gettid)));
+  t->attach_ns = monotonic_ns();
+  {
+    // The registry lock is held during a stop of the world, so attaching waits it out.
+    std::lock_guard<std::mutex> g(g_threads.lock);
+    stack_register(&t->stack, lo, hi, "thread");
+    t->next = g_threads.head;
+    if (g_threads.head) g_threads.head->prev = t;
+    g_threads.head = t;
+    g_threads.count++;
+  }
+  stack_unpark(&t->stack);
+  tls_thread = t;
+  set_current_stack(&t->stack);
+  return 0;
+}
+
+void gc_thread_detach(void) {
+  ThreadState* t = tls_thread;
+  if (!t) {
+    log_error("gc_thread_detach called on a thread that is not attached");
+    return;
+  }
+  // Count as stopped while waiting for the registry lock (a stop of the world holds it).
+  t->blocking_depth = 0;
+  gc_blocking_begin();
+  {
+    std::lock_guard<std::mutex> g(g_threads.lock);
+    t->cache.release_all();
+    flush_wbuf(t);
+    stack_unregister(&t->stack);
+    if (t->prev) t->prev->next = t->next; else g_threads.head = t->next;
+    if (t->next) t->next->prev = t->prev;
+    g_threads.count--;
+  }
+  tls_thread = nullptr;
+  set_current_stack(nullptr);
+  delete t;
+}
+
+void gc_blocking_begin(void) {
+  ThreadState* t = tls_thread;
+  if (!t) return;  // an unattached thread holds no heap pointer: nothing to do
+  if (t->blocking_depth++ > 0) return;
+  stack_park_here(t->current);
+  t->status.store(ThreadStatus::kBlocking, std::memory_order_seq_cst);
+  g_stopped_cv.notify_all();
+  sched_blocking_begin();
+}
+
+void gc_blocking_end(void) {
+  ThreadState* t = tls_thread;
+  if (!t) return;
+  if (t->blocking_depth == 0) {
+    log_error("gc_blocking_end without gc_blocking_begin");
+    return;
+  }
+  if (--t->blocking_depth > 0) return;
+  // Dekker with stop_the_world: publish "running", then look for a stop request.
+  t->status.store(ThreadStatus::kRunning, std::memory_order_seq_cst);
+  if (g_stw_requested.load(std::memory_order_seq_cst)) {
+    t->status.store(ThreadStatus::kBlocking, std::memory_order_seq_cst);
+    g_stopped_cv.notify_all();
+    park_for_stw(t);
+  }
+  stack_unpark(t->current);
+  sched_blocking_end();
+  gc_safepoint();
+}
+
+}  // extern "C"
+
+// Default scheduler hooks for a build without lib/sched objects linked in (static linking
+// of a program that never uses fibers): no scheduler, nothing to hand off.
+namespace tricolor::internal {
+[[gnu::weak]] void sched_blocking_begin() {}
+[[gnu::weak]] void sched_blocking_end() {}
+[[gnu::weak]] void sched_safepoint() {}
+}  // namespace tricolor::internal

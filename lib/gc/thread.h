@@ -1,0 +1,84 @@
+// Attached threads (Go's M, each holding its own P's mcache), safepoints and stopping the
+// world. See lib/gc/README.md, "Threads and safepoints".
+//
+// INV-STW-1: while the world is stopped, no attached thread runs mutator code: each is
+//   either parked at a safepoint (status kStopped) or inside a blocking region (kBlocking),
+//   where it touches no heap pointer, and gc_blocking_end waits until the world restarts.
+// The handshake is Dekker-style with seq_cst on both sides: the collector stores
+//   stw_requested then loads each status; a thread stores its status then loads
+//   stw_requested. At least one of them sees the other's store.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+#include "alloc/mcache.h"
+#include "gc/stacks.h"
+
+namespace tricolor::internal {
+
+// Go's per-P write-barrier buffer: pointers to shade, flushed to the mark queue when full.
+struct WbBuf {
+  static constexpr int kEntries = 512;  // Go 1.21+: 512 pointer slots per P
+  uintptr_t buf[kEntries];
+  int n = 0;
+};
+
+enum class ThreadStatus : uint32_t {
+  kRunning = 0,   // runs mutator code
+  kBlocking = 1,  // inside gc_blocking_begin/end: counts as stopped
+  kStopped = 2,   // parked at a safepoint while the world is stopped
+};
+
+struct ThreadState {
+  mcache cache;
+  WbBuf wbuf;
+  Stack stack;                   // the thread's native stack
+  Stack* current = nullptr;      // the stack it runs on now (its own or a fiber's)
+  std::atomic<ThreadStatus> status{ThreadStatus::kRunning};
+  int blocking_depth = 0;
+  int64_t assist_bytes = 0;      // allocation since the last assist, during marking
+  uint64_t attach_ns = 0;
+  ThreadState* next = nullptr;   // registry links (registry lock)
+  ThreadState* prev = nullptr;
+  char name[40] = {};
+};
+
+// The calling thread's state, or nullptr if it is not attached. initial-exec TLS: one
+// instruction on x86-64.
+extern thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec")));
+inline ThreadState* current_thread() { return tls_thread; }
+
+// Thread registry. The lock also serialises stop-the-world with attach/detach.
+struct ThreadRegistry {
+  std::mutex lock;
+  ThreadState* head = nullptr;
+  int count = 0;
+};
+ThreadRegistry& threads();
+
+// Stops every attached thread at a safepoint (or accepts it inside a blocking region).
+// Called by the collector's own thread, which is not attached, or by an attached thread
+// that is itself inside a blocking region. Holds the registry lock until start_the_world.
+// Returns the ns spent waiting for threads to stop.
+uint64_t stop_the_world(const char* why);
+void start_the_world();
+bool world_stopped();
+
+// Called by the safepoint slow path and the allocation slow path.
+void safepoint_slow(ThreadState* t);
+
+// Calls f(ThreadState*) for each attached thread (world stopped, registry lock held).
+template <class F>
+void for_each_thread_stopped(F&& f) {
+  for (ThreadState* t = threads().head; t; t = t->next) f(t);
+}
+
+// Detaches every thread still attached (gc_shutdown).
+void detach_all_for_shutdown();
+// Names threads that do not reach a safepoint for a second (never a silent hang).
+inline constexpr uint64_t kStopWarnNs = 1000000000;
+
+}  // namespace tricolor::internal

@@ -1,0 +1,244 @@
+// Heap-trace dumps and gctrace lines. See heaptrace.h; the format is documented in
+// tools/heaptrace/README.md.
+#include "trace/heaptrace.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "alloc/mheap.h"
+#include "alloc/sizeclasses.h"
+#include "os/clock.h"
+#include "trace/log.h"
+#include "tricolor/gc.h"
+
+namespace tricolor::internal {
+
+namespace {
+
+// The background writer: events are queued under a mutex (off the allocation fast path)
+// and written by one thread, so the collector never waits for the disk.
+struct Writer {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> queue;
+  FILE* file = nullptr;
+  bool stop = false;
+  std::thread thread;
+};
+Writer* g_w = nullptr;
+std::atomic<bool> g_enabled{false};
+
+void writer_loop(Writer* w) {
+  std::unique_lock<std::mutex> g(w->mu);
+  for (;;) {
+    w->cv.wait(g, [w] { return w->stop || !w->queue.empty(); });
+    std::deque<std::string> batch;
+    batch.swap(w->queue);
+    bool stop = w->stop;
+    g.unlock();
+    for (auto& line : batch) {
+      fputs(line.c_str(), w->file);
+      fputc('\n', w->file);
+    }
+    fflush(w->file);
+    g.lock();
+    if (stop && w->queue.empty()) return;
+  }
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, f);
+  int n = vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return std::string(buf, n < 0 ? 0 : std::min<size_t>(size_t(n), sizeof buf - 1));
+}
+
+std::string json_string(const char* s) {
+  std::string out = "\"";
+  for (const char* p = s; *p; p++) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\') { out += '\\'; out += static_cast<char>(c); }
+    else if (c < 0x20) out += fmt("\\u%04x", c);
+    else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+std::string head(const char* ev) {
+  return fmt("{\"v\":%d,\"ev\":\"%s\",\"t_ns\":%llu", kHeapTraceVersion, ev,
+             static_cast<unsigned long long>(trace_now_ns()));
+}
+
+using ull = unsigned long long;
+
+}  // namespace
+
+uint64_t trace_now_ns() { return monotonic_ns() - collector_stats().start_ns; }
+bool heaptrace_enabled() { return g_enabled.load(std::memory_order_relaxed); }
+
+bool heaptrace_open(const char* path, int procs, int gogc, uint64_t memory_limit) {
+  FILE* f = fopen(path, "w");
+  if (!f) {
+    log_error("heap trace: cannot write '%s' (%s); running without a heap trace", path, strerror(errno));
+    return false;
+  }
+  g_w = new Writer();
+  g_w->file = f;
+  g_w->thread = std::thread(writer_loop, g_w);
+  g_enabled.store(true);
+  std::string line = head("start");
+  line += fmt(",\"unix_ns\":%llu,\"procs\":%d,\"gogc\":%d,\"memory_limit\":%llu,\"pid\":%d,"
+              "\"page_size\":%zu,\"classes\":[",
+              ull(unix_ns()), procs, gogc, ull(memory_limit), int(getpid()), kPageSize);
+  for (int c = 0; c < kNumSizeClasses; c++)
+    line += fmt("%s[%d,%u]", c ? "," : "", c, kClassToSize[c]);
+  line += "]}";
+  heaptrace_emit(std::move(line));
+  return true;
+}
+
+void heaptrace_emit(std::string line) {
+  Writer* w = g_w;
+  if (!w) return;
+  {
+    std::lock_guard<std::mutex> g(w->mu);
+    w->queue.push_back(std::move(line));
+  }
+  w->cv.notify_one();
+}
+
+void heaptrace_close() {
+  if (!g_w) return;
+  gc_stats s;
+  gc_read_stats(&s);
+  std::string line = head("end");
+  line += fmt(",\"num_gc\":%u,\"pause_total_ns\":%llu,\"gc_cpu_fraction\":%.6f}", s.num_gc,
+              ull(s.pause_total_ns), s.gc_cpu_fraction);
+  heaptrace_emit(std::move(line));
+  g_enabled.store(false);
+  {
+    std::lock_guard<std::mutex> g(g_w->mu);
+    g_w->stop = true;
+  }
+  g_w->cv.notify_one();
+  g_w->thread.join();
+  fclose(g_w->file);
+  delete g_w;
+  g_w = nullptr;
+}
+
+void trace_cycle_begin(uint32_t cycle, CycleReason reason, uint64_t heap_live, uint64_t trigger,
+                       uint64_t goal) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("cycle_begin");
+  l += fmt(",\"cycle\":%u,\"reason\":\"%s\",\"heap_live\":%llu,\"trigger\":%llu,\"goal\":%llu}",
+           cycle, reason_name(reason), ull(heap_live),
+           ull(trigger == Pacer::kNoGoal ? 0 : trigger), ull(goal == Pacer::kNoGoal ? 0 : goal));
+  heaptrace_emit(std::move(l));
+}
+
+void trace_pause(uint32_t cycle, const char* phase, uint64_t ns) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("pause");
+  l += fmt(",\"cycle\":%u,\"phase\":\"%s\",\"ns\":%llu}", cycle, phase, ull(ns));
+  heaptrace_emit(std::move(l));
+}
+
+void trace_cycle_end(uint32_t cycle, const CycleTimes& ct, double frac) {
+  if (!heaptrace_enabled()) return;
+  gc_stats s;
+  gc_read_stats(&s);
+  gc_class_stats cls[kNumSizeClasses];
+  gc_read_class_stats(cls, kNumSizeClasses);
+  uint64_t st = ct.mark_ns - ct.start_ns, mark = ct.mark_term_ns - ct.mark_ns,
+           mt = ct.end_ns - ct.mark_term_ns;
+  std::string l = head("cycle_end");
+  l += fmt(",\"cycle\":%u,\"reason\":\"%s\",\"heap_start\":%llu,\"heap_end\":%llu,"
+           "\"heap_marked\":%llu,\"goal\":%llu,\"trigger\":%llu,",
+           cycle, reason_name(ct.reason), ull(ct.heap_start), ull(ct.heap_end), ull(ct.heap_marked),
+           ull(ct.goal == Pacer::kNoGoal ? 0 : ct.goal), ull(ct.trigger == Pacer::kNoGoal ? 0 : ct.trigger));
+  int procs = configured_procs();
+  l += fmt("\"wall_ns\":{\"sweep_term\":%llu,\"mark\":%llu,\"mark_term\":%llu},", ull(st), ull(mark), ull(mt));
+  l += fmt("\"cpu_ns\":{\"sweep_term\":%llu,\"assist\":%llu,\"background\":%llu,\"idle\":%llu,"
+           "\"mark_term\":%llu},",
+           ull(ct.pause_ns[0] * procs), ull(ct.assist_cpu_ns), ull(ct.worker_cpu_ns), ull(ct.idle_cpu_ns),
+           ull(ct.pause_ns[1] * procs));
+  l += fmt("\"pause_ns\":%llu,\"restarts\":%d,\"gc_cpu_fraction\":%.6f,\"heap_sys\":%llu,"
+           "\"heap_inuse\":%llu,\"heap_alloc\":%llu,\"heap_released\":%llu,\"heap_objects\":%llu,"
+           "\"stacks_scanned\":%llu,\"classes\":[",
+           ull(ct.pause_ns[0] + ct.pause_ns[1]), ct.restarts, frac, ull(s.heap_sys), ull(s.heap_inuse),
+           ull(s.heap_alloc), ull(s.heap_released), ull(s.heap_objects), ull(ct.stacks_scanned));
+  bool first = true;
+  for (auto& c : cls) {
+    if (!c.spans) continue;
+    l += fmt("%s[%u,%llu,%llu,%llu]", first ? "" : ",", c.size_class, ull(c.spans), ull(c.objects),
+             ull(c.bytes_free));
+    first = false;
+  }
+  l += "]}";
+  heaptrace_emit(std::move(l));
+}
+
+void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t spans, uint64_t bytes) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("sweep_done");
+  l += fmt(",\"cycle\":%u,\"wall_ns\":%llu,\"spans_swept\":%llu,\"bytes_freed\":%llu}", cycle,
+           ull(wall_ns), ull(spans), ull(bytes));
+  heaptrace_emit(std::move(l));
+}
+
+void trace_scavenge(uint64_t released, const char* reason) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("scavenge");
+  l += fmt(",\"released\":%llu,\"heap_released\":%llu,\"reason\":\"%s\"}", ull(released),
+           ull(heap().counters.heap_released.load()), reason);
+  heaptrace_emit(std::move(l));
+}
+
+void trace_alloc_sample(const char* type, uint64_t size, uint64_t weight) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("alloc_sample");
+  l += ",\"type\":" + json_string(type) + fmt(",\"size\":%llu,\"weight\":%llu}", ull(size), ull(weight));
+  heaptrace_emit(std::move(l));
+}
+
+void trace_oom(uint64_t request, uint64_t limit) {
+  if (!heaptrace_enabled()) return;
+  std::string l = head("oom");
+  l += fmt(",\"request\":%llu,\"limit\":%llu}", ull(request), ull(limit));
+  heaptrace_emit(std::move(l));
+}
+
+void gctrace_print(uint32_t cycle, const CycleTimes& ct, double frac, int procs) {
+  // Go's gctrace shape (reference/go-runtime-facts.md §9), fields documented in README.md:
+  // gc N @T s P%: STW1+MARK+STW2 ms clock, STW1cpu+assist/background/idle+STW2cpu ms cpu,
+  // start->end->live MB, goal MB goal, P P (forced)
+  auto ms = [](uint64_t ns) { return double(ns) / 1e6; };
+  auto mb = [](uint64_t b) { return static_cast<unsigned long long>(b >> 20); };
+  double at = double(trace_now_ns()) / 1e9;
+  uint64_t st = ct.pause_ns[0], mt = ct.pause_ns[1];
+  uint64_t mark = ct.mark_term_ns > ct.mark_ns ? ct.mark_term_ns - ct.mark_ns : 0;
+  char line[512];
+  snprintf(line, sizeof line,
+           "gc %u @%.3fs %d%%: %.3f+%.3f+%.3f ms clock, %.3f+%.3f/%.3f/%.3f+%.3f ms cpu, "
+           "%llu->%llu->%llu MB, %llu MB goal, %d P%s",
+           cycle, at, static_cast<int>(frac * 100), ms(st), ms(mark), ms(mt), ms(st * procs),
+           ms(ct.assist_cpu_ns), ms(ct.worker_cpu_ns), ms(ct.idle_cpu_ns), ms(mt * procs),
+           mb(ct.heap_start), mb(ct.heap_end), mb(ct.heap_marked),
+           mb(ct.goal == Pacer::kNoGoal ? 0 : ct.goal), procs,
+           ct.reason == CycleReason::kUser ? " (forced)"
+           : ct.reason == CycleReason::kPeriodic ? " (forced: periodic)" : "");
+  log_raw_line(line);
+}
+
+}  // namespace tricolor::internal

@@ -1,0 +1,38 @@
+// Heap-trace dumps (JSON Lines, format version 1, documented in tools/heaptrace/README.md)
+// and gctrace lines. Events are formatted by the collector's own threads (never on an
+// allocation fast path) and written by a background writer thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "gc/collector.h"
+
+namespace tricolor::internal {
+
+inline constexpr int kHeapTraceVersion = 1;
+
+// Opens the dump; false (with a message) if the path cannot be written: the program runs
+// on without tracing.
+bool heaptrace_open(const char* path, int procs, int gogc, uint64_t memory_limit);
+void heaptrace_close();
+bool heaptrace_enabled();
+// Queues one event line (a JSON object without the trailing newline).
+void heaptrace_emit(std::string line);
+
+// Event builders (called by the collector's threads).
+void trace_cycle_begin(uint32_t cycle, CycleReason reason, uint64_t heap_live, uint64_t trigger,
+                       uint64_t goal);
+void trace_pause(uint32_t cycle, const char* phase, uint64_t ns);
+void trace_cycle_end(uint32_t cycle, const CycleTimes& ct, double gc_cpu_fraction);
+void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t spans, uint64_t bytes);
+void trace_scavenge(uint64_t released, const char* reason);
+void trace_alloc_sample(const char* type, uint64_t size, uint64_t weight);
+void trace_oom(uint64_t request, uint64_t limit);
+
+// One gctrace line on stderr for a finished cycle (Go's format, see README.md).
+void gctrace_print(uint32_t cycle, const CycleTimes& ct, double gc_cpu_fraction, int procs);
+
+uint64_t trace_now_ns();  // ns since gc_init
+
+}  // namespace tricolor::internal

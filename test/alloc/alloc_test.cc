@@ -1,0 +1,211 @@
+// The allocator: classes, alignment, gc_base/gc_size, threads, tiny, bad input, accounting.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "alloc/mheap.h"
+#include "alloc/sizeclasses.h"
+#include "gc/collector.h"
+#include "support/heap.h"
+#include "tricolor/gc.h"
+
+using namespace tricolor::internal;
+using tricolor::test::ensure_heap;
+
+TEST_CASE("gc_alloc returns zeroed memory of the requested size in the smallest class",
+          "[alloc][malloc]") {
+  ensure_heap();
+  for (size_t size : {1, 7, 8, 9, 16, 17, 24, 33, 100, 500, 1024, 1025, 4096, 9000, 32768}) {
+    auto* p = static_cast<unsigned char*>(gc_alloc(size, nullptr));
+    REQUIRE(p != nullptr);
+    for (size_t i = 0; i < size; i++) REQUIRE(p[i] == 0);
+    memset(p, 0xab, size);
+    size_t usable = gc_size(p);
+    REQUIRE(usable >= size);
+    REQUIRE(usable == kClassToSize[size_to_class(size)]);
+  }
+}
+
+TEST_CASE("objects of 16 bytes and more are 16-aligned, all are 8-aligned", "[alloc][malloc]") {
+  ensure_heap();
+  for (size_t size = 1; size <= 4096; size += 7) {
+    void* p = gc_alloc(size, nullptr);
+    REQUIRE(reinterpret_cast<uintptr_t>(p) % 8 == 0);
+    if (size >= 16) REQUIRE(reinterpret_cast<uintptr_t>(p) % 16 == 0);
+  }
+  void* big = gc_alloc(100 << 10, nullptr);
+  REQUIRE(reinterpret_cast<uintptr_t>(big) % kPageSize == 0);
+}
+
+TEST_CASE("gc_base finds the object for every interior offset of every class", "[alloc][malloc]") {
+  ensure_heap();
+  for (int c = 1; c < kNumSizeClasses; c++) {
+    size_t size = kClassToSize[c];
+    for (int k = 0; k < 3; k++) {
+      auto* p = static_cast<char*>(gc_alloc(size, nullptr));
+      REQUIRE(p != nullptr);
+      for (size_t off = 0; off < size; off++) {
+        REQUIRE(gc_base(p + off) == p);
+        REQUIRE(gc_size(p + off) == size);
+      }
+    }
+  }
+}
+
+TEST_CASE("gc_base works for every page of a large object and not past it", "[alloc][malloc]") {
+  ensure_heap();
+  for (size_t size : {size_t(32769), size_t(100 << 10), size_t(1 << 20), size_t(5 << 20) + 3}) {
+    auto* p = static_cast<char*>(gc_alloc_noscan(size));
+    REQUIRE(p != nullptr);
+    for (size_t off = 0; off < size; off += 4093) REQUIRE(gc_base(p + off) == p);
+    REQUIRE(gc_base(p + size - 1) == p);
+    REQUIRE(gc_size(p) >= size);
+    REQUIRE(gc_size(p) % kPageSize == 0);
+  }
+}
+
+TEST_CASE("gc_base of memory outside the heap is NULL", "[alloc][malloc]") {
+  ensure_heap();
+  int local = 0;
+  static int global = 0;
+  REQUIRE(gc_base(&local) == nullptr);
+  REQUIRE(gc_base(&global) == nullptr);
+  REQUIRE(gc_base(nullptr) == nullptr);
+  REQUIRE(gc_base(reinterpret_cast<void*>(~uintptr_t{0})) == nullptr);
+  REQUIRE(gc_size(&local) == 0);
+  std::vector<char> v(100);
+  REQUIRE(gc_base(v.data()) == nullptr);
+}
+
+TEST_CASE("threads allocating at once never get overlapping objects", "[alloc][malloc]") {
+  ensure_heap();
+  gc_set_percent(-1);  // allocation only: nothing is freed while the objects are checked
+  gc_collect();        // and no cycle requested earlier is still to run
+  constexpr int kThreads = 4, kObjects = 20000;
+  std::vector<std::vector<uint64_t*>> objs(kThreads);
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; t++) {
+    ts.emplace_back([&, t] {
+      gc_thread_attach();
+      for (int i = 0; i < kObjects; i++) {
+        size_t words = 1 + (i * 7 + t) % 40;
+        auto* p = static_cast<uint64_t*>(i % 3 ? gc_alloc(words * 8, nullptr) : gc_alloc_noscan(words * 8));
+        if (!p) { failures++; continue; }
+        uint64_t pat = (uint64_t(t) << 48) | uint64_t(i) << 8 | words;
+        for (size_t w = 0; w < words; w++) p[w] = pat;
+        objs[t].push_back(p);
+      }
+      gc_blocking_begin();  // the pointers live in objs (off-heap): keep them off the scan
+      gc_blocking_end();
+      gc_thread_detach();
+    });
+  }
+  gc_blocking_begin();
+  for (auto& th : ts) th.join();
+  gc_blocking_end();
+  REQUIRE(failures == 0);
+  for (int t = 0; t < kThreads; t++) {
+    for (int i = 0; i < kObjects; i++) {
+      size_t words = 1 + (i * 7 + t) % 40;
+      uint64_t pat = (uint64_t(t) << 48) | uint64_t(i) << 8 | words;
+      for (size_t w = 0; w < words; w++) REQUIRE(objs[t][i][w] == pat);
+    }
+  }
+  gc_set_percent(100);
+}
+
+TEST_CASE("tiny noscan objects share 16-byte blocks and keep their alignment", "[alloc][tiny]") {
+  ensure_heap();
+  // Fill a fresh block: 1 + 2 + 4 + 8 bytes fit in 16 with natural alignment.
+  auto* a = static_cast<char*>(gc_alloc_noscan(8));
+  auto* b = static_cast<char*>(gc_alloc_noscan(4));
+  auto* c = static_cast<char*>(gc_alloc_noscan(2));
+  auto* d = static_cast<char*>(gc_alloc_noscan(1));
+  REQUIRE(reinterpret_cast<uintptr_t>(a) % 8 == 0);
+  REQUIRE(reinterpret_cast<uintptr_t>(b) % 4 == 0);
+  REQUIRE(reinterpret_cast<uintptr_t>(c) % 2 == 0);
+  std::set<void*> bases{gc_base(a), gc_base(b), gc_base(c), gc_base(d)};
+  REQUIRE(bases.size() <= 2);  // at most one block change among the four
+  REQUIRE(gc_size(a) == 16);
+  // Distinct, non-overlapping.
+  std::set<char*> ptrs{a, b, c, d};
+  REQUIRE(ptrs.size() == 4);
+  memset(a, 1, 8);
+  memset(b, 2, 4);
+  memset(c, 3, 2);
+  memset(d, 4, 1);
+  REQUIRE(a[7] == 1);
+  REQUIRE(b[3] == 2);
+  REQUIRE(c[1] == 3);
+  REQUIRE(d[0] == 4);
+  // Many tiny objects use fewer blocks than objects.
+  std::set<void*> blocks;
+  for (int i = 0; i < 64; i++) blocks.insert(gc_base(gc_alloc_noscan(4)));
+  REQUIRE(blocks.size() <= 17);
+}
+
+TEST_CASE("size 0 gives distinct minimum-size objects", "[alloc][misuse]") {
+  ensure_heap();
+  void* a = gc_alloc(0, nullptr);
+  void* b = gc_alloc(0, nullptr);
+  void* c = gc_alloc_noscan(0);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  REQUIRE(c != nullptr);
+  REQUIRE(a != b);
+  REQUIRE(gc_size(a) == 8);
+}
+
+TEST_CASE("absurd sizes return NULL and the heap keeps working", "[alloc][misuse]") {
+  ensure_heap();
+  REQUIRE(gc_alloc(SIZE_MAX, nullptr) == nullptr);
+  REQUIRE(gc_alloc(SIZE_MAX - 4096, nullptr) == nullptr);
+  REQUIRE(gc_alloc_noscan(size_t{1} << 62) == nullptr);
+  REQUIRE(gc_alloc(64, nullptr) != nullptr);
+}
+
+TEST_CASE("allocation from a thread that is not attached returns NULL", "[alloc][misuse]") {
+  ensure_heap();
+  void* r1 = reinterpret_cast<void*>(1);
+  void* r2 = reinterpret_cast<void*>(1);
+  std::thread th([&] {
+    r1 = gc_alloc(32, nullptr);
+    r2 = gc_alloc_noscan(4);
+  });
+  gc_blocking_begin();
+  th.join();
+  gc_blocking_end();
+  REQUIRE(r1 == nullptr);
+  REQUIRE(r2 == nullptr);
+}
+
+TEST_CASE("gc_type_new rejects bad pointer maps", "[alloc][types]") {
+  size_t bad_off[] = {3};
+  REQUIRE(gc_type_new("Odd", 16, bad_off, 1) == nullptr);
+  size_t past[] = {16};
+  REQUIRE(gc_type_new("Past", 16, past, 1) == nullptr);
+  REQUIRE(gc_type_new("Zero", 0, nullptr, 0) == nullptr);
+  REQUIRE(gc_type_new("NullOffsets", 16, nullptr, 2) == nullptr);
+  size_t ok[] = {0, 8};
+  const gc_type* t = gc_type_new("Pair", 16, ok, 2);
+  REQUIRE(t != nullptr);
+  REQUIRE(std::string(gc_type_name(t)) == "Pair");
+}
+
+TEST_CASE("span accounting adds up after allocation and collection", "[alloc][verify]") {
+  ensure_heap();
+  for (int i = 0; i < 10000; i++) gc_alloc(16 + i % 300, nullptr);
+  gc_collect();
+  REQUIRE(verify_heap(false) == 0);
+  REQUIRE(verify_failures() == 0);
+  gc_stats s;
+  gc_read_stats(&s);
+  REQUIRE(s.heap_inuse >= s.heap_alloc);
+  REQUIRE(s.heap_sys >= s.heap_inuse);
+  REQUIRE(s.mallocs >= s.frees);
+}

@@ -1,0 +1,47 @@
+// Test support: one heap per test process, helpers to hide pointers from the conservative
+// stack scan, and to run code on a short-lived attached thread whose stack disappears.
+#pragma once
+
+#include <cstdint>
+#include <thread>
+
+#include "gc/collector.h"
+#include "tricolor/gc.h"
+
+namespace tricolor::test {
+
+// Initialises the heap once per process with the heap verifier on after every cycle.
+inline void ensure_heap() {
+  static bool once = [] {
+    gc_options o;
+    gc_options_default(&o);
+    if (gc_init(&o) != 0) abort();
+    tricolor::internal::set_verify_each_cycle(true);
+    return true;
+  }();
+  (void)once;
+}
+
+// A pointer the conservative scanner cannot recognise.
+inline constexpr uintptr_t kHideMask = 0x5a5a5a5a5a5a5a5aull;
+inline uintptr_t hide(const void* p) { return reinterpret_cast<uintptr_t>(p) ^ kHideMask; }
+inline void* unhide(uintptr_t h) { return reinterpret_cast<void*>(h ^ kHideMask); }
+
+// Runs f on a new attached thread and waits for it; the thread's stack (and any stale
+// pointer on it) is gone afterwards.
+template <class F>
+void on_fresh_thread(F&& f) {
+  std::thread th([&] {
+    gc_thread_attach();
+    f();
+    gc_thread_detach();
+  });
+  gc_blocking_begin();  // joining is a wait: the collector must not wait for us
+  th.join();
+  gc_blocking_end();
+}
+
+// True if the object that was at hidden address h has been freed (no longer an object).
+inline bool freed(uintptr_t h) { return gc_base(unhide(h)) == nullptr; }
+
+}  // namespace tricolor::test
