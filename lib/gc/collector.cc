@@ -40,7 +40,7 @@ int g_procs = 1;
 
 // Pacer and cycle bookkeeping, guarded by g_mu.
 std::mutex g_mu;
-std::condition_variable g_cv;       // controller wake-ups and cycle completion
+std::condition_variable& g_cv = *new std::condition_variable;  // leaked: waited on at exit — controller wake-ups and cycle completion
 Pacer g_pacer;
 bool g_request = false;             // a cycle is requested
 CycleReason g_request_reason = CycleReason::kHeap;
@@ -63,7 +63,7 @@ void publish_trigger() { g_trigger.store(g_pacer.trigger, std::memory_order_rela
 std::thread* g_controller = nullptr;
 std::vector<std::thread*> g_workers;
 std::mutex g_worker_mu;
-std::condition_variable g_worker_cv;  // workers wait here for a mark phase
+std::condition_variable& g_worker_cv = *new std::condition_variable;  // leaked: waited on at exit — workers wait here for a mark phase
 std::atomic<uint64_t> g_mark_start_ns{0};
 std::atomic<uint64_t> g_worker_cpu_ns{0};
 std::atomic<uint64_t> g_assist_cpu_ns{0};

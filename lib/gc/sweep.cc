@@ -24,7 +24,7 @@ std::atomic<int> g_active{0};
 SweepStats g_stats;
 
 std::mutex g_bg_mu;
-std::condition_variable g_bg_cv;
+std::condition_variable& g_bg_cv = *new std::condition_variable;  // leaked: waited on at exit
 bool g_bg_work = false;
 bool g_bg_stop = false;
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc

@@ -28,8 +28,8 @@ namespace {
 ThreadRegistry g_threads;
 std::atomic<bool> g_stw_requested{false};
 std::mutex g_stw_mu;                 // guards the waits below
-std::condition_variable g_stw_cv;    // threads wait here for the world to restart
-std::condition_variable g_stopped_cv;  // the collector waits here for threads to stop
+std::condition_variable& g_stw_cv = *new std::condition_variable;  // leaked: waited on at exit — threads wait here for the world to restart
+std::condition_variable& g_stopped_cv = *new std::condition_variable;  // leaked: waited on at exit — the collector waits here for threads to stop
 
 void thread_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
   pthread_attr_t attr;

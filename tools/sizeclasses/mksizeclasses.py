@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Generate lib/alloc/sizeclasses.h: tricolor's 67 size classes.
+
+The rules are those of the Go runtime's generator (src/runtime/mksizeclasses.go, Go 1.8 to
+1.15, the versions with 67 classes; facts in reference/go-runtime-facts.md section 1):
+
+  * sizes grow from 8 in steps of `align`; align is 8, then 16 from 16 B, size/8 from 128 B and
+    256 from 2048 B, so every object of 16 B and more is 16-aligned;
+  * each class takes the smallest span (a multiple of 8 KiB pages) whose tail waste is at most
+    1/8 of the span; a size with the same pages and objects per span as the previous class
+    widens that class instead of making a new one;
+  * a class then grows to span_bytes / objects (rounded down to 128) when that is larger;
+  * object index = (offset * divmul) >> 32 with divmul = floor((2^32 - 1) / size) + 1, proved
+    exact below for every offset of the span (Lemire, Kaser, Kurz, arXiv:1902.01961).
+
+Usage: mksizeclasses.py [-o FILE]   write the header (stdout without -o)
+       mksizeclasses.py --check FILE  exit 1 if FILE differs from what would be generated
+"""
+import argparse
+import sys
+
+PAGE_SHIFT = 13
+PAGE_SIZE = 1 << PAGE_SHIFT
+MAX_SMALL_SIZE = 32768
+SMALL_SIZE_DIV = 8
+SMALL_SIZE_MAX = 1024
+LARGE_SIZE_DIV = 128
+TINY_SIZE = 16
+NUM_SIZE_CLASSES = 67
+
+
+def make_classes():
+    classes = [(0, 0)]  # (size, npages); class 0 = large objects, one per span
+    align = 8
+    size = align
+    while size <= MAX_SMALL_SIZE:
+        if size & (size - 1) == 0:
+            if size >= 2048:
+                align = 256
+            elif size >= 128:
+                align = size // 8
+            elif size >= 16:
+                align = 16
+        alloc = PAGE_SIZE
+        while alloc % size > alloc // 8:
+            alloc += PAGE_SIZE
+        npages = alloc // PAGE_SIZE
+        if len(classes) > 1:
+            psize, pnpages = classes[-1]
+            if pnpages == npages and (pnpages * PAGE_SIZE) // psize == alloc // size:
+                classes[-1] = (size, npages)
+                size += align
+                continue
+        classes.append((size, npages))
+        size += align
+    out = [classes[0]]
+    for size, npages in classes[1:]:
+        span = npages * PAGE_SIZE
+        grown = (span // (span // size)) & ~(LARGE_SIZE_DIV - 1)
+        out.append((max(size, grown), npages))
+    if len(out) != NUM_SIZE_CLASSES:
+        raise SystemExit(f"mksizeclasses: {len(out)} classes, expected {NUM_SIZE_CLASSES}")
+    return out
+
+
+def check_classes(classes):
+    prev = 0
+    for i, (size, npages) in enumerate(classes[1:], 1):
+        span = npages * PAGE_SIZE
+        objects = span // size
+        tail = span - objects * size
+        if tail > span // 8:
+            raise SystemExit(f"class {i}: tail waste {tail} > span/8")
+        if size >= 16 and size % 16:
+            raise SystemExit(f"class {i}: size {size} not a multiple of 16")
+        if size <= prev:
+            raise SystemExit(f"class {i}: sizes not increasing")
+        prev = size
+
+
+def divmul(size):
+    return (2**32 - 1) // size + 1
+
+
+def check_divmul(classes):
+    for i, (size, npages) in enumerate(classes[1:], 1):
+        m = divmul(size)
+        for n in range(0, npages * PAGE_SIZE + 1):
+            if (n * m) >> 32 != n // size:
+                raise SystemExit(f"class {i}: divmul inexact at offset {n}")
+
+
+def lookup_tables(classes):
+    def smallest(sz):
+        for i, (size, _) in enumerate(classes[1:], 1):
+            if size >= sz:
+                return i
+        raise SystemExit(f"no class for {sz}")
+    t8 = [smallest(i * SMALL_SIZE_DIV) if i else 1 for i in range(SMALL_SIZE_MAX // SMALL_SIZE_DIV + 1)]
+    n128 = (MAX_SMALL_SIZE - SMALL_SIZE_MAX) // LARGE_SIZE_DIV + 1
+    t128 = [smallest(SMALL_SIZE_MAX + i * LARGE_SIZE_DIV) for i in range(n128)]
+    return t8, t128
+
+
+def fmt_array(ctype, name, values, per_line=12):
+    lines = [f"inline constexpr {ctype} {name}[{len(values)}] = {{"]
+    for i in range(0, len(values), per_line):
+        lines.append("    " + ", ".join(str(v) for v in values[i:i + per_line]) + ",")
+    lines.append("};")
+    return "\n".join(lines)
+
+
+def render(classes):
+    check_classes(classes)
+    check_divmul(classes)
+    t8, t128 = lookup_tables(classes)
+    rows = ["// class  bytes/obj  bytes/span  objects  tail waste  max waste"]
+    prev = 0
+    for i, (size, npages) in enumerate(classes[1:], 1):
+        span = npages * PAGE_SIZE
+        objects = span // size
+        tail = span - objects * size
+        waste = ((size - prev - 1) * objects + tail) * 100.0 / span
+        rows.append(f"// {i:5d} {size:10d} {span:11d} {objects:8d} {tail:11d} {waste:9.2f}%")
+        prev = size
+    sizes = [s for s, _ in classes]
+    npages = [n for _, n in classes]
+    nelems = [0] + [(n * PAGE_SIZE) // s for s, n in classes[1:]]
+    muls = [0] + [divmul(s) for s, _ in classes[1:]]
+    parts = [
+        "// Generated by tools/sizeclasses/mksizeclasses.py. Do not edit: change the generator and",
+        "// run `python3 tools/sizeclasses/mksizeclasses.py -o lib/alloc/sizeclasses.h`.",
+        "// The rules are the Go runtime's (mksizeclasses.go, 67-class versions); see the generator.",
+        "//",
+        *rows,
+        "#pragma once",
+        "",
+        "#include <cstddef>",
+        "#include <cstdint>",
+        "",
+        "namespace tricolor::internal {",
+        "",
+        f"inline constexpr size_t kPageShift = {PAGE_SHIFT};",
+        f"inline constexpr size_t kPageSize = {PAGE_SIZE};",
+        f"inline constexpr size_t kMaxSmallSize = {MAX_SMALL_SIZE};",
+        f"inline constexpr size_t kSmallSizeDiv = {SMALL_SIZE_DIV};",
+        f"inline constexpr size_t kSmallSizeMax = {SMALL_SIZE_MAX};",
+        f"inline constexpr size_t kLargeSizeDiv = {LARGE_SIZE_DIV};",
+        f"inline constexpr size_t kTinySize = {TINY_SIZE};",
+        f"inline constexpr int kNumSizeClasses = {NUM_SIZE_CLASSES};",
+        "",
+        fmt_array("uint32_t", "kClassToSize", sizes),
+        fmt_array("uint8_t", "kClassToNPages", npages),
+        fmt_array("uint16_t", "kClassToNElems", nelems),
+        fmt_array("uint32_t", "kClassToDivMul", muls, 8),
+        fmt_array("uint8_t", "kSizeToClass8", t8, 16),
+        fmt_array("uint8_t", "kSizeToClass128", t128, 16),
+        "",
+        "// Smallest class holding `size` bytes (1 <= size <= kMaxSmallSize), in O(1).",
+        "inline constexpr uint32_t size_to_class(size_t size) {",
+        "  return size <= kSmallSizeMax - 8",
+        "             ? kSizeToClass8[(size + kSmallSizeDiv - 1) / kSmallSizeDiv]",
+        "             : kSizeToClass128[(size - kSmallSizeMax + kLargeSizeDiv - 1) / kLargeSizeDiv];",
+        "}",
+        "",
+        "// Index of the object holding byte `offset` of a span: a multiply and a shift, exact for",
+        "// every offset of a span of the class (proved by the generator).",
+        "inline constexpr uint32_t object_index(uintptr_t offset, uint32_t divmul) {",
+        "  return static_cast<uint32_t>((uint64_t(offset) * divmul) >> 32);",
+        "}",
+        "",
+        "}  // namespace tricolor::internal",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--output")
+    ap.add_argument("--check", metavar="FILE")
+    args = ap.parse_args()
+    text = render(make_classes())
+    if args.check:
+        with open(args.check) as f:
+            if f.read() != text:
+                print(f"mksizeclasses: {args.check} is out of date; regenerate it", file=sys.stderr)
+                return 1
+        print(f"mksizeclasses: {args.check} matches the generator")
+        return 0
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
