@@ -1,0 +1,3 @@
+module tricolor.perf/gobench
+
+go 1.19
