@@ -33,6 +33,7 @@ namespace {
 
 constexpr uint64_t kDefaultForcePeriodNs = 120ull * 1000000000ull;  // Go's forcegcperiod
 constexpr uint64_t kDefaultScavengeDelayNs = 300ull * 1000000000ull;  // 5 minutes
+constexpr int kTriggerWaitMs = 10;  // longest wait of an allocation for its cycle to start
 
 std::atomic<bool> g_initialized{false};
 gc_options g_opts;
@@ -53,6 +54,14 @@ uint64_t g_last_cycle_end_ns = 0;
 std::atomic<Phase> g_phase{Phase::kOff};
 std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
 std::atomic<double> g_assist_ratio{0};   // scan work owed per byte (controller updates)
+// Go's bgScanCredit: scan work done by the mark workers that assists may claim instead of
+// scanning themselves. An assist that can neither claim credit nor find work parks until
+// the workers make credit or the mark ends (Go's gcParkAssist), so a mutator cannot
+// allocate past the goal faster than marking proceeds.
+std::atomic<int64_t> g_bg_credit{0};
+std::atomic<int> g_assists_parked{0};
+std::mutex g_assist_mu;
+std::condition_variable& g_assist_cv = *new std::condition_variable;  // leaked: waited on at exit
 std::atomic<uint64_t> g_trigger{UINT64_MAX};  // copy of g_pacer.trigger for the fast check
 
 // Call with g_mu held after the pacer changed.
@@ -134,6 +143,11 @@ double worker_utilisation() {
   return std::min(u, 1.0);
 }
 
+void wake_assists() {
+  { std::lock_guard<std::mutex> g(g_assist_mu); }
+  g_assist_cv.notify_all();
+}
+
 void mark_worker_loop() {
   for (;;) {
     {
@@ -157,13 +171,21 @@ void mark_worker_loop() {
       int64_t n = drain(w, 256 << 10);
       w.dispose();
       ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+      if (n > 0) {
+        // Relaxed: credit is a budget; the assist's claim is a CAS on the same atomic.
+        g_bg_credit.fetch_add(n, std::memory_order_relaxed);
+        if (g_assists_parked.load(std::memory_order_seq_cst) > 0) wake_assists();
+      }
       if (n == 0) {
         g_cv.notify_all();  // the controller may be waiting for termination
         std::unique_lock<std::mutex> g(g_worker_mu);
         g_worker_cv.wait_for(g, std::chrono::microseconds(200));
         continue;
       }
-      double u = g_user_cycle.load(std::memory_order_relaxed) ? 1.0 : worker_utilisation();
+      // Flat out when the user waits for the cycle or a mutator is parked waiting for it.
+      bool hurry = g_user_cycle.load(std::memory_order_relaxed) ||
+                   g_assists_parked.load(std::memory_order_relaxed) > 0;
+      double u = hurry ? 1.0 : worker_utilisation();
       if (u < 1.0) {
         uint64_t used = thread_cpu_ns() - cpu_start;
         uint64_t wall = monotonic_ns() - mark_start;
@@ -200,6 +222,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   ms.scan_work.store(0, std::memory_order_relaxed);
   ms.bytes_allocated_black.store(0, std::memory_order_relaxed);
   ct.heap_start = heap_live();
+  g_bg_credit.store(0, std::memory_order_relaxed);
   g_phase.store(Phase::kMark, std::memory_order_release);
   // The flag the inline barrier and allocator read; the restart of the world publishes
   // it to every thread before any runs mutator code again.
@@ -288,6 +311,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   }
   g_phase.store(Phase::kOff, std::memory_order_release);
   start_the_world();
+  wake_assists();
   uint64_t end = monotonic_ns();
   record_pause(ct, 1, end - t0, cycle);
   ct.end_ns = end;
@@ -472,6 +496,74 @@ void request_cycle(CycleReason reason) {
   g_cv.notify_all();
 }
 
+// Go's gcStart runs on the allocating goroutine that crosses the trigger: it first finishes
+// the previous cycle's sweep itself, and it allocates nothing more until the mark phase is
+// on. The controller runs tricolor's cycles, so the allocating thread sweeps, asks for the
+// cycle and waits for it to start, inside a blocking region (the stop of the world does not
+// wait for it). Without this the heap outruns the trigger by as much as a busy mutator
+// allocates while the controller waits for a CPU (tens of MiB on a loaded 2-core machine).
+[[gnu::noinline, gnu::cold]] void start_cycle_from_allocation() {
+  sweep_leftovers();
+  uint64_t started;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    started = g_cycles_started;
+  }
+  request_cycle(CycleReason::kHeap);
+  gc_blocking_begin();
+  {
+    std::unique_lock<std::mutex> g(g_mu);
+    g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [&] {
+      return g_stop || g_roots_scanned_cycle > started;
+    });
+  }
+  gc_blocking_end();
+}
+
+// Claims up to `want` units of the workers' scan credit; returns what it got.
+int64_t claim_credit(int64_t want) {
+  int64_t have = g_bg_credit.load(std::memory_order_relaxed);
+  for (;;) {
+    if (have <= 0) return 0;
+    int64_t take = std::min(have, want);
+    // Relaxed: the credit orders nothing; it is a counter shared by CAS.
+    if (g_bg_credit.compare_exchange_weak(have, have - take, std::memory_order_relaxed)) return take;
+  }
+}
+
+// Pays `debt` units of scan work: credit first, then marking, then parking until the
+// workers make credit or the mark ends (Go's gcAssistAlloc and gcParkAssist). The park is
+// a blocking region, so this thread's stack can be scanned and the world stopped meanwhile.
+void assist(int64_t debt) {
+  auto& ms = mark_state();
+  uint64_t c0 = thread_cpu_ns();
+  debt -= claim_credit(debt);
+  while (debt > 0 && g_phase.load(std::memory_order_acquire) == Phase::kMark) {
+    ms.busy.fetch_add(1, std::memory_order_seq_cst);
+    GcWork w;
+    debt -= drain(w, std::max<int64_t>(debt, 64 << 10));
+    w.dispose();
+    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    if (debt <= 0) break;
+    debt -= claim_credit(debt);
+    if (debt <= 0 || g_test_hold.load(std::memory_order_acquire)) break;
+    g_cv.notify_all();  // the controller may be waiting to terminate the mark
+    g_assists_parked.fetch_add(1, std::memory_order_seq_cst);
+    gc_blocking_begin();
+    {
+      std::unique_lock<std::mutex> g(g_assist_mu);
+      g_assist_cv.wait_for(g, std::chrono::microseconds(500), [] {
+        return g_bg_credit.load(std::memory_order_relaxed) > 0 ||
+               g_phase.load(std::memory_order_acquire) != Phase::kMark;
+      });
+    }
+    gc_blocking_end();
+    g_assists_parked.fetch_sub(1, std::memory_order_seq_cst);
+    debt -= claim_credit(debt);
+  }
+  g_assist_cpu_ns.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 // ---- Shared state accessors ----------------------------------------------------------------
@@ -510,19 +602,10 @@ void alloc_slow_hook(ThreadState* t, size_t bytes) {
     // Mark assist: pay scan work in proportion to the allocation (Go's gcAssistAlloc).
     t->assist_bytes += static_cast<int64_t>(bytes);
     if (t->assist_bytes >= (64 << 10)) {
-      auto& ms = mark_state();
       double ratio = g_assist_ratio.load(std::memory_order_relaxed);
-      int64_t work = static_cast<int64_t>(double(t->assist_bytes) * ratio);
+      int64_t debt = static_cast<int64_t>(double(t->assist_bytes) * ratio);
       t->assist_bytes = 0;
-      if (work > 0) {
-        uint64_t c0 = thread_cpu_ns();
-        ms.busy.fetch_add(1, std::memory_order_seq_cst);
-        GcWork w;
-        drain(w, std::max<int64_t>(work, 64 << 10));
-        w.dispose();
-        ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-        g_assist_cpu_ns.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
-      }
+      if (debt > 0) assist(debt);
     }
     return;
   }
@@ -530,7 +613,7 @@ void alloc_slow_hook(ThreadState* t, size_t bytes) {
   uint64_t live = heap_live() + bytes;
   bool trigger = live >= g_trigger.load(std::memory_order_relaxed) &&
                  g_phase.load(std::memory_order_relaxed) == Phase::kOff;
-  if (trigger) request_cycle(CycleReason::kHeap);
+  if (trigger) start_cycle_from_allocation();
 }
 
 void collect_for_oom() { gc_collect(); }

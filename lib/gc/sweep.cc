@@ -104,10 +104,15 @@ bool sweep_done() {
   return g_active.load(std::memory_order_seq_cst) == 0;
 }
 
-void finish_sweep() {
+size_t sweep_leftovers() {
+  size_t n = 0;
   for (int sc = 0; sc < kNumSpanClasses; sc++)
-    while (heap().central(static_cast<SpanClass>(sc)).sweep_one()) {
-    }
+    while (heap().central(static_cast<SpanClass>(sc)).sweep_one()) n++;
+  return n;
+}
+
+void finish_sweep() {
+  sweep_leftovers();
   while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();
 }
 

@@ -25,6 +25,9 @@ struct SweepActive {
 };
 
 // Sweeps every remaining span (called before a cycle starts, and by gc_collect).
+// Sweeps every unswept span on the calling thread; returns how many. Others may still be
+// sweeping the spans they took when it returns.
+size_t sweep_leftovers();
 void finish_sweep();
 bool sweep_done();
 
