@@ -1,0 +1,163 @@
+// make<T>, make_noscan<T>, make_array<T>: allocation and construction on the heap.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "support.h"
+#include "tricolor/gc.hpp"
+
+using namespace tricolor::cpptest;
+using tricolor::member;
+
+namespace {
+
+struct Node {
+  member<Node> next;
+  long value = 0;
+  using gc_fields = tricolor::fields<&Node::next>;
+};
+
+struct Point {  // an aggregate: make<Point>(1, 2) uses brace initialisation
+  long x, y;
+};
+
+struct Counted {
+  long a, b;
+  Counted(long x, long y) : a(x + 1), b(y + 1) {}
+};
+
+struct Str {  // a pointer-free header with a variable-length tail
+  size_t len;
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+};
+
+struct Word {
+  uintptr_t w;
+};
+
+}  // namespace
+
+TEST_CASE("make constructs in zeroed heap memory with constructor or aggregate arguments",
+          "[cpp][make]") {
+  ensure_heap();
+  Node* n = tricolor::make<Node>();
+  REQUIRE(gc_base(n) == n);
+  REQUIRE(gc_size(n) >= sizeof(Node));
+  REQUIRE(n->next == nullptr);
+  REQUIRE(n->value == 0);
+  Point* p = tricolor::make<Point>(3L, 4L);
+  REQUIRE(p->x == 3);
+  REQUIRE(p->y == 4);
+  Counted* c = tricolor::make<Counted>(1, 2);
+  REQUIRE(c->a == 2);
+  REQUIRE(c->b == 3);
+  Point* z = tricolor::make<Point>();
+  REQUIRE(z->x == 0);
+  REQUIRE(z->y == 0);
+}
+
+TEST_CASE("make_noscan objects are never scanned, and additional_bytes sizes a tail",
+          "[cpp][make]") {
+  ensure_heap();
+  auto keep = std::make_unique<tricolor::root<Word>>();
+  uintptr_t target_h = 0;
+  on_fresh_thread([&] {
+    Word* w = tricolor::make_noscan<Word>();
+    Node* target = tricolor::make<Node>();
+    w->w = reinterpret_cast<uintptr_t>(target);  // an address in a noscan object retains nothing
+    *keep = w;
+    target_h = hide(target);
+  });
+  gc_collect();
+  REQUIRE(!freed(hide(keep->get())));
+  REQUIRE(freed(target_h));
+
+  Str* s = tricolor::make_noscan<Str>(tricolor::additional_bytes{100}, Str{100});
+  REQUIRE(s->len == 100);
+  REQUIRE(gc_size(s) >= sizeof(Str) + 100);
+  std::memset(s->data(), 'x', 100);
+  REQUIRE(gc_base(s->data() + 99) == s);
+}
+
+TEST_CASE("make_array of members keeps every element's target alive", "[cpp][make][array]") {
+  ensure_heap();
+  auto keep = std::make_unique<tricolor::root<member<Node>>>();
+  constexpr size_t kN = 5000;  // a large object: scanned in oblets
+  std::vector<uintptr_t> hs;
+  on_fresh_thread([&] {
+    member<Node>* a = tricolor::make_array<member<Node>>(kN);
+    for (size_t i = 0; i < kN; i++) REQUIRE(a[i] == nullptr);
+    for (size_t i = 0; i < kN; i += 7) {
+      Node* n = tricolor::make<Node>();
+      n->value = long(i);
+      a[i] = n;
+      hs.push_back(hide(n));
+    }
+    *keep = a;
+  });
+  gc_collect();
+  for (uintptr_t h : hs) REQUIRE(!freed(h));
+  size_t wrong = 0;
+  on_fresh_thread([&] {  // reads node addresses: on another thread, not in this frame
+    member<Node>* a = keep->get();
+    for (size_t i = 0; i < kN; i += 7) wrong += a[i]->value != long(i);
+    for (size_t i = 0; i < kN; i++) a[i] = nullptr;
+  });
+  REQUIRE(wrong == 0);
+  gc_collect();
+  for (uintptr_t h : hs) REQUIRE(freed(h));
+}
+
+TEST_CASE("make_array of a type with gc_fields scans each element by the type's map",
+          "[cpp][make][array]") {
+  ensure_heap();
+  auto keep = std::make_unique<tricolor::root<Node>>();
+  std::vector<uintptr_t> traced, untraced;
+  on_fresh_thread([&] {
+    Node* a = tricolor::make_array<Node>(64);
+    for (int i = 0; i < 64; i++) {
+      Node* t = tricolor::make<Node>();
+      Node* u = tricolor::make<Node>();
+      a[i].next = t;
+      a[i].value = static_cast<long>(reinterpret_cast<uintptr_t>(u));  // not a traced word
+      traced.push_back(hide(t));
+      untraced.push_back(hide(u));
+    }
+    *keep = a;
+  });
+  gc_collect();
+  for (uintptr_t h : traced) REQUIRE(!freed(h));
+  for (uintptr_t h : untraced) REQUIRE(freed(h));
+}
+
+TEST_CASE("make_array of arithmetic elements is noscan, and n = 0 is a valid object",
+          "[cpp][make][array]") {
+  ensure_heap();
+  auto keep = std::make_unique<tricolor::root<uintptr_t>>();
+  uintptr_t target_h = 0;
+  on_fresh_thread([&] {
+    uintptr_t* a = tricolor::make_array<uintptr_t>(16);
+    Node* target = tricolor::make<Node>();
+    for (int i = 0; i < 16; i++) {
+      REQUIRE(a[i] == 0);
+      a[i] = reinterpret_cast<uintptr_t>(target);
+    }
+    *keep = a;
+    target_h = hide(target);
+  });
+  gc_collect();
+  REQUIRE(freed(target_h));
+  REQUIRE(gc_base(keep->get()) == keep->get());
+  long* empty = tricolor::make_array<long>(0);
+  REQUIRE(empty != nullptr);
+  REQUIRE(gc_base(empty) == empty);
+}
+
+TEST_CASE("an impossible array size throws bad_alloc instead of returning null",
+          "[cpp][make][array]") {
+  ensure_heap();
+  REQUIRE_THROWS_AS(tricolor::make_array<Node>(SIZE_MAX / 8), std::bad_alloc);
+  REQUIRE_THROWS_AS(tricolor::make_array<char>(size_t{1} << 62), std::bad_alloc);
+}
