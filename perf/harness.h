@@ -115,6 +115,14 @@ inline long peak_rss_kb() {
   return ru.ru_maxrss;
 }
 
+// CPU time of the calling thread: micro-measurements use it, so that on a shared machine
+// the time the thread spends descheduled is not counted.
+inline uint64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
 inline uint64_t process_cpu_ns() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
