@@ -98,7 +98,10 @@ struct mspan {
   }
   uintptr_t object_base(uint32_t idx) const { return start + uintptr_t(idx) * elemsize; }
 
-  bool alloc_bit(uint32_t i) const { return alloc_bits[i / 64] >> (i % 64) & 1; }
+  // Relaxed: the sweeper rewrites the words in place while gc_base may read them.
+  bool alloc_bit(uint32_t i) const {
+    return __atomic_load_n(&alloc_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1;
+  }
   bool mark_bit(uint32_t i) const {
     // Relaxed: a racy read is fine, the bit only ever goes 0 -> 1 during a cycle.
     return __atomic_load_n(&mark_bits[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1;

@@ -64,7 +64,13 @@ SweepResult sweep_span(mspan* s) {
   uint32_t nalloc = 0;
   // Slots below freeindex were allocated even if their alloc bit is clear (INV-SPAN-2):
   // fold them into the alloc bits first, so "allocated and unmarked" is exact.
-  for (uint32_t i = 0; i < s->freeindex; i++) s->alloc_bits[i / 64] |= uint64_t{1} << (i % 64);
+  // Word by word with relaxed atomic stores: gc_base may read the bits concurrently, and
+  // bits are only added here.
+  for (uint32_t w = 0; w * 64 < s->freeindex; w++) {
+    uint32_t n = s->freeindex - w * 64;
+    uint64_t below = n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+    __atomic_store_n(&s->alloc_bits[w], s->alloc_bits[w] | below, __ATOMIC_RELAXED);
+  }
   for (uint32_t w = 0; w < nw; w++) {
     uint64_t marked = s->mark_bits[w];
     uint64_t dead = s->alloc_bits[w] & ~marked;
@@ -76,11 +82,18 @@ SweepResult sweep_span(mspan* s) {
     }
   }
   uint32_t nfreed = s->alloc_count - nalloc;
-  // Swap: the mark bits become the alloc bits; fresh zero mark bits.
-  std::swap(s->alloc_bits, s->mark_bits);
-  memset(s->mark_bits, 0, nw * sizeof(uint64_t));
+  // The mark bits become the alloc bits, copied in place word by word rather than by
+  // swapping the arrays: gc_base/gc_size may run concurrently (INV-SPAN-3), and a reader
+  // that loaded the alloc_bits pointer before a swap would read the array being cleared,
+  // taking a live object for a free slot. In place, each word it reads is the old or the
+  // new one, and a live object's bit is set in both.
+  for (uint32_t w = 0; w < nw; w++) {
+    __atomic_store_n(&s->alloc_bits[w], s->mark_bits[w], __ATOMIC_RELAXED);
+    s->mark_bits[w] = 0;
+  }
   s->freeindex = 0;
-  s->freeindex_for_scan.store(0, std::memory_order_relaxed);  // owner: no reader now
+  // Release: a reader that sees freeindex_for_scan 0 sees the new alloc bits.
+  s->freeindex_for_scan.store(0, std::memory_order_release);
   s->alloc_count = nalloc;
   s->refill_alloc_cache(0);
   if (nfreed) {
