@@ -40,7 +40,12 @@ struct Trees {
     }
     return n;
   }
-  static long check(const Node* n) { return n->left ? 1 + check(n->left) + check(n->right) : 1; }
+  // Walks without allocating: polls for a safepoint at each node, or a stop-the-world
+  // request would wait for the whole walk (64 MiB of long-lived tree at depth 21).
+  static long check(const Node* n) {
+    M::poll();
+    return n->left ? 1 + check(n->left) + check(n->right) : 1;
+  }
   static void drop(Node* n) {
     if constexpr (M::kManual) {
       if (n->left) {

@@ -44,7 +44,7 @@ class Bench:
     """One benchmark: a program, its arguments per mode, the impls it runs on."""
 
     def __init__(self, key, program, args, impls, ratio="subject_over_peer", subject="tricolor",
-                 env=None, go_name=None, timeout=None, note=""):
+                 env=None, go_name=None, timeout=None, note="", gc_columns=True):
         self.key = key
         self.program = program        # perf/<program>.cc -> <build>/perf/perf_<program>
         self.args = args              # {"quick": [...], "full": [...]}
@@ -55,14 +55,15 @@ class Bench:
         self.go_name = go_name        # gobench sub-command, when a Go peer exists
         self.timeout = timeout or {"quick": 300, "full": 3600}
         self.note = note
+        self.gc_columns = gc_columns  # False: the run's GC figures do not describe the result
 
 
 def benches(have_fibers):
     b = [
-        Bench("alloc-t1", "alloc", {"quick": ["--quick"], "full": []}, NATIVE,
+        Bench("alloc-t1", "alloc", {"quick": ["--quick"], "full": []}, NATIVE, gc_columns=False,
               note="ns per object (thread CPU time), no collection in the timed window"),
         Bench("alloc-t2", "alloc", {"quick": ["--quick", "--threads=2"], "full": ["--threads=2"]},
-              NATIVE, note="2 threads allocating at once; ns per object per thread"),
+              NATIVE, gc_columns=False, note="2 threads allocating at once; ns per object per thread"),
         Bench("gcbench", "gcbench", {"quick": ["--quick"], "full": []}, ALL_IMPLS,
               go_name="gcbench", note="Boehm's GCBench (quick: stretch 16, long-lived 14)"),
         Bench("binary_trees-t1", "binary_trees", {"quick": ["--depth=16"], "full": ["--depth=21"]},
@@ -294,7 +295,7 @@ def tables(bench_list, med, runs):
                                    "time_ratio": rt, "cpu_ratio": rc, "rss_ratio": rr,
                                    "max_pause_subject_us": subj.get("max_pause_us"),
                                    "max_pause_peer_us": m.get("max_pause_us")})
-                gc = impl not in ("malloc", "mimalloc")
+                gc = impl not in ("malloc", "mimalloc") and b.gc_columns
                 gc_cpu = f"{100 * m['gc_cpu']:.1f}%" if gc and "gc_cpu" in m else "-"
                 lines.append(
                     f"{impl:<20}{fmt_num(m.get(pk)):>12}{fmt_num(m.get('cpu_s')):>9}"
@@ -386,11 +387,9 @@ def plot(ratios, med, bench_list, path):
 
 def reexec_with_matplotlib():
     """Debian's python3-matplotlib belongs to /usr/bin/python3: use it if this one lacks it."""
-    try:
-        import matplotlib  # noqa: F401
+    import importlib.util
+    if importlib.util.find_spec("matplotlib"):  # not imported yet: keeps this process small
         return
-    except ImportError:
-        pass
     system = "/usr/bin/python3"
     if os.path.exists(system) and os.path.realpath(sys.executable) != os.path.realpath(system) \
             and not os.environ.get("TRICOLOR_PERF_REEXEC"):

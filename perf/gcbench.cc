@@ -70,7 +70,10 @@ struct Bench {
     }
   }
 
-  static long count(const Node* n) { return n ? 1 + count(n->left) + count(n->right) : 0; }
+  static long count(const Node* n) {
+    M::poll();  // a walk that does not allocate polls for safepoints
+    return n ? 1 + count(n->left) + count(n->right) : 0;
+  }
 
   long time_construction(int depth) {
     long iters = 2 * tree_size(p.stretch) / tree_size(depth);

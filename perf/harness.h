@@ -10,6 +10,9 @@
 //                           GC_MALLOC_ATOMIC do not: benchmarks initialise what they use)
 //   M::store(slot, value)   a heap pointer store (tricolor: gc_write_ptr, the barrier)
 //   M::release(p)           free for the manual managers, nothing for the collectors
+//   M::poll()               a safepoint poll in loops that do not allocate (tricolor:
+//                           gc_safepoint, one relaxed load and a branch; as a compiler of
+//                           a collected language would put in loops and function entries)
 //   M::kManual              true when the benchmark must free what it drops
 //   M::ThreadScope          RAII: attach / register the calling thread
 //   M::BlockingScope        RAII: a region that waits (join, barrier) without heap access
@@ -17,7 +20,7 @@
 // Output: one line per measurement,
 //   RESULT name=<bench/variant> impl=<impl> time_s=.. cpu_s=.. peak_rss_kb=.. gc_cycles=..
 //          max_pause_us=.. p99_pause_us=.. pause_total_ms=.. gc_cpu=.. [extra key=value ...]
-// Every run is its own process, so peak_rss_kb (getrusage ru_maxrss) is this run's peak and
+// Every run is its own process, so peak_rss_kb (VmHWM, see below) is this run's peak and
 // cpu_s is the CPU time of the whole process so far (every thread, collector included): on
 // a shared machine it is steadier than the elapsed time_s.
 //
@@ -109,7 +112,19 @@ inline uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
+// Peak resident set of this process: VmHWM from /proc/self/status, the high-water mark of
+// this program's own address space. (getrusage's ru_maxrss is not used: Linux carries it
+// over fork and exec, so a child of a large parent, such as the Python runner, reports
+// the parent's peak.) Falls back to ru_maxrss where /proc is missing.
 inline long peak_rss_kb() {
+  if (FILE* f = fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+      if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    fclose(f);
+    if (kb >= 0) return kb;
+  }
   rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
@@ -234,6 +249,7 @@ struct TricolorMem {
   static void* alloc_noscan(size_t n) { return gc_alloc_noscan(n); }
   static void store(void* slot, void* v) { gc_write_ptr(slot, v); }
   static void release(void*) {}
+  static void poll() { gc_safepoint(); }
   struct ThreadScope {
     ThreadScope() { gc_thread_attach(); }
     ~ThreadScope() { gc_thread_detach(); }
@@ -252,6 +268,7 @@ struct BdwgcMem {
   static void* alloc_noscan(size_t n) { return GC_MALLOC_ATOMIC(n); }  // not cleared
   static void store(void* slot, void* v) { *static_cast<void**>(slot) = v; }
   static void release(void*) {}
+  static void poll() {}  // bdwgc stops threads with signals: no polls needed
   struct ThreadScope {
     bool registered = false;
     ThreadScope() {
@@ -275,6 +292,7 @@ struct MallocMem {
   static void* alloc_noscan(size_t n) { return __libc_malloc(n); }
   static void store(void* slot, void* v) { *static_cast<void**>(slot) = v; }
   static void release(void* p) { __libc_free(p); }
+  static void poll() {}
   struct ThreadScope {
     ThreadScope() {}  // user-provided: no unused-variable warning at the use site
   };
@@ -290,6 +308,7 @@ struct MimallocMem {
   static void* alloc_noscan(size_t n) { return mi_malloc(n); }
   static void store(void* slot, void* v) { *static_cast<void**>(slot) = v; }
   static void release(void* p) { mi_free(p); }
+  static void poll() {}
   struct ThreadScope {
     ThreadScope() {}  // user-provided: no unused-variable warning at the use site
   };

@@ -59,7 +59,21 @@ func die(format string, args ...interface{}) {
 	os.Exit(2)
 }
 
+// peakRSSKB is VmHWM from /proc/self/status, as in perf/harness.h (getrusage's Maxrss is
+// carried over fork and exec from the parent process); Maxrss where /proc is missing.
 func peakRSSKB() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				f := strings.Fields(line)
+				if len(f) >= 2 {
+					if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+						return v
+					}
+				}
+			}
+		}
+	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Maxrss
