@@ -7,6 +7,7 @@
 
 #include "alloc/mcache.h"
 #include "alloc/mheap.h"
+#include "alloc/poison.h"
 #include "alloc/types.h"
 #include "gc/collector.h"
 #include "gc/mark.h"
@@ -73,6 +74,7 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
     if (!s) return out_of_memory(size);
   }
   uintptr_t p = s->object_base(static_cast<uint32_t>(idx));
+  unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
   if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
   if (!noscan) {
     if (s->heap_bits) s->write_heap_bits(static_cast<uint32_t>(idx), type);
@@ -147,6 +149,9 @@ inline void* alloc_tiny(ThreadState* t, size_t size) {
 using namespace tricolor::internal;
 
 extern "C" void* gc_alloc(size_t size, const gc_type* type) {
+#if TRICOLOR_STRESS
+  if (tls_thread) stress_alloc();
+#endif
   if (type == nullptr) return alloc_any(size, conservative_type(), false);
   return alloc_any(size, type, type->noscan);
 }
@@ -154,6 +159,10 @@ extern "C" void* gc_alloc(size_t size, const gc_type* type) {
 extern "C" void* gc_alloc_noscan(size_t size) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+#if TRICOLOR_STRESS
+  stress_alloc();
+  t = tls_thread;  // a fiber may resume on another thread after the collection
+#endif
   if (size < kTinySize && size > 0) return alloc_tiny(t, size);
   return alloc_any(size, nullptr, true);
 }

@@ -37,7 +37,10 @@ void mheap::destroy() {
   // Free each page-source chunk once (a chunk may hold several arenas).
   for (HeapArena* a : arenas_) arena_map_[a->base >> kArenaShift] = nullptr;
   for (HeapArena* a : arenas_)
-    if (a->base == a->chunk_base) os_arena_free(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes);
+    if (a->base == a->chunk_base) {
+      unpoison_for_reuse(a->chunk_base, a->chunk_bytes);  // leaves the heap (alloc/poison.h)
+      os_arena_free(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes);
+    }
   for (HeapArena* a : arenas_) os_unreserve(a, sizeof(HeapArena));
   arenas_.clear();
   runs_by_addr_.clear();
@@ -267,6 +270,7 @@ void mheap::release_free_chunks_locked() {
     }
     counters.heap_released.fetch_sub(released_pages * kPageSize, std::memory_order_relaxed);
     counters.heap_sys.fetch_sub(bytes, std::memory_order_relaxed);
+    unpoison_for_reuse(base, bytes);  // leaves the heap (alloc/poison.h)
     os_arena_free(reinterpret_cast<void*>(base), bytes);
   }
 }

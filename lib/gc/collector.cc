@@ -730,16 +730,48 @@ void set_scavenge_delay(uint64_t ns) {
   g_cv.notify_all();
 }
 
+// GC stress mode (meson -Dstress=true): a full collection at every Nth allocation and at
+// every Nth safepoint poll (N: TRICOLOR_STRESS_N, default 1000; every poll takes the slow
+// path in these builds, kPollStress). One at a time: the poll that ends a stress
+// collection's own blocking region, or another thread's tick meanwhile, does not start
+// another one.
+#if TRICOLOR_STRESS
+namespace {
+std::atomic<uint64_t> g_stress_allocs{0};
+std::atomic<uint64_t> g_stress_polls{0};
+std::atomic<bool> g_stress_running{false};
+
+uint64_t stress_every() {
+  static const uint64_t every = [] {
+    const char* e = getenv("TRICOLOR_STRESS_N");
+    long v = 0;
+    if (e && !parse_int(e, 1, 1L << 30, &v)) bad_env("TRICOLOR_STRESS_N", e, "a count from 1");
+    return e && v > 0 ? uint64_t(v) : uint64_t(1000);
+  }();
+  return every;
+}
+
+void stress_tick(std::atomic<uint64_t>& n) {
+  // Relaxed: a counter; which thread's tick collects does not matter.
+  if (n.fetch_add(1, std::memory_order_relaxed) % stress_every() != stress_every() - 1) return;
+  bool idle = false;
+  if (!g_stress_running.compare_exchange_strong(idle, true)) return;
+  gc_collect();
+  g_stress_running.store(false);
+}
+}  // namespace
+#endif
+
 void stress_safepoint(ThreadState* t) {
   (void)t;
 #if TRICOLOR_STRESS
-  static std::atomic<uint64_t> n{0};
-  static const uint64_t every = [] {
-    const char* e = getenv("TRICOLOR_STRESS_EVERY");
-    long v = 0;
-    return e && parse_int(e, 1, 1L << 30, &v) ? uint64_t(v) : uint64_t(1000);
-  }();
-  if (n.fetch_add(1, std::memory_order_relaxed) % every == 0) gc_collect();
+  stress_tick(g_stress_polls);
+#endif
+}
+
+void stress_alloc() {
+#if TRICOLOR_STRESS
+  stress_tick(g_stress_allocs);
 #endif
 }
 
@@ -817,6 +849,9 @@ int gc_init(const gc_options* o) {
   if (g_opts.heap_trace)
     heaptrace_open(g_opts.heap_trace, g_procs, g_opts.gc_percent, g_opts.memory_limit);
   g_initialized.store(true, std::memory_order_release);
+#if TRICOLOR_STRESS
+  poll_set(kPollStress);  // every safepoint poll takes the slow path (stress_safepoint)
+#endif
   start_background_sweeper();
   size_t nworkers = std::max<size_t>(1, static_cast<size_t>(std::lround(kGoalUtilization * g_procs)));
   for (size_t i = 0; i < nworkers; i++) g_workers.push_back(new std::thread(mark_worker_loop));

@@ -39,6 +39,7 @@ inline constexpr uint64_t kSampleBytes = 512 << 10;
 void flush_wbuf(ThreadState* t);
 void scan_own_stack(ThreadState* t);
 void stress_safepoint(ThreadState* t);
+void stress_alloc();  // GC stress mode: called by gc_alloc*, collects every Nth call
 void on_sweep_done();
 
 // ---- Stacks (stacks.cc) ------------------------------------------------------------------

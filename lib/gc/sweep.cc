@@ -10,12 +10,10 @@
 
 #include "alloc/mcache.h"
 #include "alloc/mheap.h"
+#include "alloc/poison.h"
 #include "gc/collector.h"
 #include "trace/log.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
 
 namespace tricolor::internal {
 
@@ -28,16 +26,6 @@ std::condition_variable& g_bg_cv = *new std::condition_variable;  // leaked: wai
 bool g_bg_work = false;
 bool g_bg_stop = false;
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
-
-// Fills a freed slot with a pattern in stress builds, so a use after free shows at once.
-void poison_free_slot(uintptr_t p, size_t n) {
-#if TRICOLOR_STRESS
-  memset(reinterpret_cast<void*>(p), 0xdb, n);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
 }  // namespace
 
 SweepStats& sweep_stats() { return g_stats; }
@@ -78,7 +66,7 @@ SweepResult sweep_span(mspan* s) {
     while (dead) {
       uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(dead));
       dead &= dead - 1;
-      poison_free_slot(s->object_base(i), s->elemsize);
+      poison_freed(s->object_base(i), s->elemsize);  // stress builds (alloc/poison.h)
     }
   }
   uint32_t nfreed = s->alloc_count - nalloc;
