@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "alloc/poison.h"
 #include "trace/log.h"
 
 namespace tricolor::internal {
@@ -159,6 +160,7 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
     s = new mspan();
   }
   span_init(s, addr, npages, sc, sweepgen.load(std::memory_order_relaxed));
+  unpoison_for_reuse(addr, npages * kPageSize);  // stress + ASan builds (alloc/poison.h)
   s->needzero = dirty;
   *needzero = dirty;
   s->all_index = static_cast<uint32_t>(all_spans_.size());
@@ -175,6 +177,7 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
 void mheap::free_span(mspan* s) {
   std::lock_guard<std::mutex> g(lock_);
   s->state.store(SpanState::kDead, std::memory_order_release);
+  poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
   for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) {
     a->spans[i].store(nullptr, std::memory_order_release);
     a->dirty[i / 64] |= uint64_t{1} << (i % 64);
