@@ -1,0 +1,228 @@
+// The scheduler core (lib/sched/proc.cc): spawning and joining, yielding, work stealing,
+// sleeping, misuse.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "os/clock.h"
+#include "sched/fibers.h"
+#include "sched/sched.h"
+#include "tricolor/fiber.h"
+#include "tricolor/gc.h"
+
+using namespace tricolor::test;
+using namespace tricolor::internal;
+
+namespace {
+
+void count_up(void* a) { static_cast<std::atomic<int>*>(a)->fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
+TEST_CASE("100k fibers are spawned and joined, their stacks reused", "[sched][proc]") {
+  const int total = 100000;
+  const int wave = 5000;  // alive at once: two kernel mappings per stack (os/stack.h)
+  std::atomic<int> ran{0};
+  int joined = 0, failed_spawns = 0;
+  uint64_t stacks_before = 0, stacks_after = 0;
+  gc_stats s0;
+  gc_read_stats(&s0);
+  stacks_before = s0.stacks;
+  int rc = run_fibers(0, [&] {
+    std::vector<gc_fiber*> fs;
+    fs.reserve(wave);
+    for (int done = 0; done < total; done += wave) {
+      fs.clear();
+      for (int i = 0; i < wave; i++) {
+        gc_fiber* f = gc_go(count_up, &ran);
+        if (f) fs.push_back(f);
+        else failed_spawns++;
+      }
+      for (gc_fiber* f : fs) {
+        gc_join(f);
+        joined++;
+      }
+    }
+  });
+  gc_stats s1;
+  gc_read_stats(&s1);
+  stacks_after = s1.stacks;
+  CHECK(rc == 0);
+  CHECK(failed_spawns == 0);
+  CHECK(ran.load() == total);
+  CHECK(joined == total);
+  // Every fiber stack was unregistered when its fiber died.
+  CHECK(stacks_after == stacks_before);
+  CHECK(stack_mem_mapped() == 0);  // the pool is released at the end of gc_run
+}
+
+TEST_CASE("two fibers on one P alternate at every yield", "[sched][proc]") {
+  struct PingPong {
+    std::atomic<int> turn{0};
+    int rounds = 0;
+    std::atomic<long> yields{0};
+    std::vector<int> log;  // sides in the order they played
+    std::atomic<bool> gave_up{false};
+  } pp;
+  pp.rounds = scaled(20000);
+  struct Player {
+    PingPong* pp;
+    int side;
+  };
+  auto play = [](void* a) {
+    auto* pl = static_cast<Player*>(a);
+    PingPong* pp = pl->pp;
+    for (int r = 0; r < pp->rounds; r++) {
+      long spins = 0;
+      while (pp->turn.load(std::memory_order_acquire) != pl->side) {
+        gc_yield();
+        pp->yields.fetch_add(1, std::memory_order_relaxed);
+        if (++spins > 1000000) {
+          pp->gave_up = true;
+          return;
+        }
+      }
+      pp->log.push_back(pl->side);
+      pp->turn.store(1 - pl->side, std::memory_order_release);
+    }
+  };
+  Player a{&pp, 0}, b{&pp, 1};
+  int rc = run_fibers(1, [&] {
+    gc_fiber* fa = gc_go(play, &a);
+    gc_fiber* fb = gc_go(play, &b);
+    gc_join(fa);
+    gc_join(fb);
+  });
+  REQUIRE(rc == 0);
+  REQUIRE_FALSE(pp.gave_up.load());
+  REQUIRE(pp.log.size() == size_t(2 * pp.rounds));
+  for (size_t i = 0; i < pp.log.size(); i++) REQUIRE(pp.log[i] == int(i % 2));
+  // With one P every yield switches to the other fiber, which then plays at once: about
+  // one yield per move (a couple more at start and end).
+  CHECK(pp.yields.load() <= 2L * pp.rounds + 4);
+}
+
+TEST_CASE("work stealing spreads fibers over every P", "[sched][proc]") {
+  constexpr int kProcs = 4;
+  const int nfibers = 64;
+  std::atomic<int> ran_on[kProcs] = {};
+  std::atomic<int> bad_p{0};
+  struct Ctx {
+    std::atomic<int>* ran_on;
+    std::atomic<int>* bad_p;
+  } ctx{ran_on, &bad_p};
+  auto work = [](void* a) {
+    auto* c = static_cast<Ctx*>(a);
+    uint64_t end = monotonic_ns() + 2000000;  // ~2 ms of CPU
+    volatile uint64_t x = 0;
+    while (monotonic_ns() < end) {
+      for (int i = 0; i < 1000; i++) x = x + i;
+      gc_safepoint();
+    }
+    int p = sched_current_p();
+    if (p < 0 || p >= kProcs) c->bad_p->fetch_add(1);
+    else c->ran_on[p].fetch_add(1);
+  };
+  int rc = run_fibers(kProcs, [&] {
+    std::vector<gc_fiber*> fs;
+    for (int i = 0; i < nfibers; i++) fs.push_back(gc_go(work, &ctx));
+    for (gc_fiber* f : fs) gc_join(f);
+  });
+  REQUIRE(rc == 0);
+  CHECK(bad_p.load() == 0);
+  REQUIRE(sched_procs() == kProcs);
+  uint64_t steals = 0;
+  int sum = 0;
+  for (int i = 0; i < kProcs; i++) {
+    INFO("P " << i << ": " << ran_on[i].load() << " fibers finished, "
+              << sched_p_stats(i).fibers_run << " switched to, " << sched_p_stats(i).steals
+              << " steals");
+    CHECK(ran_on[i].load() > 0);
+    CHECK(sched_p_stats(i).fibers_run > 0);
+    steals += sched_p_stats(i).steals;
+    sum += ran_on[i].load();
+  }
+  CHECK(sum == nfibers);
+  CHECK(steals > 0);  // all were spawned on the main fiber's P: the others had to steal
+}
+
+TEST_CASE("gc_sleep parks a fiber for at least the time asked", "[sched][proc]") {
+  std::atomic<int> early{0}, woke{0};
+  const int n = 50;
+  int rc = run_fibers(0, [&] {
+    struct Ctx {
+      std::atomic<int>* early;
+      std::atomic<int>* woke;
+      uint64_t ns;
+    };
+    std::vector<Ctx> cs(n);
+    std::vector<gc_fiber*> fs;
+    for (int i = 0; i < n; i++) {
+      cs[i] = Ctx{&early, &woke, uint64_t(1 + i % 10) * 1000000};
+      fs.push_back(gc_go([](void* a) {
+        auto* c = static_cast<Ctx*>(a);
+        uint64_t t0 = monotonic_ns();
+        gc_sleep(c->ns);
+        if (monotonic_ns() - t0 < c->ns) c->early->fetch_add(1);
+        c->woke->fetch_add(1);
+      }, &cs[i]));
+    }
+    for (gc_fiber* f : fs) gc_join(f);
+  });
+  REQUIRE(rc == 0);
+  CHECK(woke.load() == n);
+  CHECK(early.load() == 0);
+}
+
+TEST_CASE("a plain thread joins a fiber and gc_sleep outside a fiber sleeps the thread",
+          "[sched][proc]") {
+  std::atomic<bool> joined{false}, dead_before_join{false};
+  std::atomic<bool> fiber_done{false};
+  int rc = run_fibers(0, [&] {
+    gc_fiber* f = gc_go([](void* a) {
+      gc_sleep(20000000);
+      static_cast<std::atomic<bool>*>(a)->store(true);
+    }, &fiber_done);
+    std::thread th([&] {
+      gc_sleep(1000000);  // not a fiber: a thread sleep
+      gc_join(f);
+      dead_before_join = fiber_done.load();
+      joined = true;
+    });
+    gc_blocking_begin();  // waiting for a thread is a blocking wait
+    th.join();
+    gc_blocking_end();
+  });
+  REQUIRE(rc == 0);
+  CHECK(joined.load());
+  CHECK(dead_before_join.load());
+}
+
+TEST_CASE("misuse of the fiber API is reported and harmless", "[sched][proc]") {
+  ensure_heap();
+  CHECK(gc_go(count_up, nullptr) == nullptr);  // outside gc_run
+  CHECK(gc_fiber_self() == nullptr);
+  gc_join(nullptr);                            // a message, nothing else
+  CHECK(gc_run(nullptr, nullptr) == -1);
+  int nested_rc = 0, self_ok = 0;
+  std::atomic<int> ran{0};
+  int rc = run_fibers(0, [&] {
+    nested_rc = gc_run([](void*) {}, nullptr);  // gc_run does not nest
+    self_ok = gc_fiber_self() != nullptr;
+    gc_join(gc_fiber_self());                   // joining oneself: a message
+    gc_fiber* f = gc_go(count_up, &ran);
+    gc_join(f);
+    gc_join(f);                                 // already joined: a message
+    gc_join(nullptr);
+    gc_go(count_up, &ran);                      // never joined: released by gc_run
+  });
+  CHECK(rc == 0);
+  CHECK(nested_rc == -1);
+  CHECK(self_ok == 1);
+  CHECK(ran.load() == 2);
+  // The scheduler is usable again after all that.
+  CHECK(run_fibers(0, [&] { gc_join(gc_go(count_up, &ran)); }) == 0);
+  CHECK(ran.load() == 3);
+}
