@@ -1,0 +1,363 @@
+// gctrace lines and heap-trace dumps (lib/trace/heaptrace.cc): the line format, a real
+// line, a dump that parses and agrees with the statistics, allocation samples, a dump
+// completed at exit, and an unwritable path. Each heap runs in a forked child (child.h).
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "alloc/sizeclasses.h"
+#include "child.h"
+#include "gc/collector.h"
+#include "json_lines.h"
+#include "trace/heaptrace.h"
+#include "tricolor/gc.h"
+#include "workload.h"
+
+using namespace tricolor::internal;
+using namespace tricolor::test;
+
+namespace {
+
+CycleTimes sample_cycle() {
+  CycleTimes ct;
+  ct.start_ns = 1000000000;
+  ct.pause_ns[0] = 45000;                      // 0.045 ms
+  ct.mark_ns = ct.start_ns + 50000;
+  ct.mark_term_ns = ct.mark_ns + 5700000;      // 5.7 ms of concurrent mark
+  ct.pause_ns[1] = 32000;                      // 0.032 ms
+  ct.end_ns = ct.mark_term_ns + 32000;
+  ct.assist_cpu_ns = 0;
+  ct.worker_cpu_ns = 680000;
+  ct.idle_cpu_ns = 0;
+  ct.heap_start = 4u << 20;
+  ct.heap_end = (4u << 20) + 1000;
+  ct.heap_marked = 300u << 10;
+  ct.goal = 5u << 20;
+  ct.trigger = 4u << 20;
+  ct.reason = CycleReason::kHeap;
+  return ct;
+}
+
+gc_options traced_options(const std::string& dump) {
+  gc_options o;
+  gc_options_default(&o);
+  o.procs = 2;
+  o.heap_trace = dump.c_str();
+  return o;
+}
+
+struct Dump {
+  std::vector<JsonLine> events;
+  std::vector<std::string> errors;  // "line N: why"
+  bool ends_with_newline = false;
+  std::vector<const JsonLine*> of(const std::string& ev) const {
+    std::vector<const JsonLine*> out;
+    for (auto& e : events)
+      if (e.str("ev") == ev) out.push_back(&e);
+    return out;
+  }
+};
+
+Dump parse_dump(const std::string& path) {
+  Dump d;
+  auto lines = read_lines(path, &d.ends_with_newline);
+  for (size_t i = 0; i < lines.size(); i++) {
+    JsonLine l;
+    std::string err;
+    if (!JsonParser(lines[i]).parse_object_line(&l, &err))
+      d.errors.push_back("line " + std::to_string(i + 1) + ": " + err);
+    else
+      d.events.push_back(std::move(l));
+  }
+  return d;
+}
+
+// Figures the child reads just before it shuts the heap down.
+struct Figures {
+  gc_stats before;  // right after gc_init
+  gc_stats after;   // after the workload
+  WorkloadResult work;
+  bool tracing_on = false;
+  bool allocated = false;
+};
+
+}  // namespace
+
+TEST_CASE("a gctrace line has Go's fields in Go's order", "[trace][heaptrace]") {
+  CycleTimes ct = sample_cycle();
+  CHECK(gctrace_format(7, 0.0034, ct, 0.0219, 4) ==
+        "gc 7 @0.003s 2%: 0.045+5.700+0.032 ms clock, 0.180+0.000/0.680/0.000+0.128 ms cpu, "
+        "4->4->0 MB, 5 MB goal, 4 P");
+  ct.reason = CycleReason::kUser;
+  CHECK(gctrace_format(8, 12.5, ct, 0.5, 1) ==
+        "gc 8 @12.500s 50%: 0.045+5.700+0.032 ms clock, 0.045+0.000/0.680/0.000+0.032 ms cpu, "
+        "4->4->0 MB, 5 MB goal, 1 P (forced)");
+  ct.reason = CycleReason::kPeriodic;
+  CHECK_THAT(gctrace_format(9, 1, ct, 0, 2), Catch::EndsWith("2 P (forced: periodic)"));
+}
+
+TEST_CASE("a gctrace line without a goal (GOGC off) shows a goal of 0", "[trace][heaptrace]") {
+  CycleTimes ct = sample_cycle();
+  ct.goal = Pacer::kNoGoal;
+  CHECK_THAT(gctrace_format(1, 0, ct, 0, 2), Catch::Contains(", 0 MB goal, 2 P"));
+}
+
+TEST_CASE("a real cycle prints one gctrace line per cycle on stderr", "[trace][heaptrace]") {
+  auto* n = shared_new<uint32_t>();
+  ChildRun r = run_in_child([n] {
+    gc_options o;
+    gc_options_default(&o);
+    o.gctrace = 1;
+    o.procs = 2;
+    REQUIRE(gc_init(&o) == 0);
+    run_workload(24);
+    gc_stats s;
+    gc_read_stats(&s);
+    *n = s.num_gc;
+    gc_shutdown();
+  });
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  std::regex line(
+      R"(gc (\d+) @(\d+\.\d{3})s (\d+)%: (\d+\.\d{3})\+(\d+\.\d{3})\+(\d+\.\d{3}) ms clock, )"
+      R"((\d+\.\d{3})\+(\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3})\+(\d+\.\d{3}) ms cpu, )"
+      R"((\d+)->(\d+)->(\d+) MB, (\d+) MB goal, 2 P( \(forced\))?)");
+  std::istringstream in(r.stderr_text);
+  std::string l;
+  uint32_t lines = 0, forced = 0;
+  double last_at = -1;
+  while (std::getline(in, l)) {
+    if (l.rfind("gc ", 0) != 0) continue;
+    std::smatch m;
+    INFO(l);
+    REQUIRE(std::regex_match(l, m, line));
+    lines++;
+    CHECK(std::stoul(m[1]) == lines);  // cycle numbers count up from 1
+    double at = std::stod(m[2]);
+    CHECK(at >= last_at);              // cycles start in order
+    last_at = at;
+    CHECK(std::stoi(m[3]) < 100);
+    if (m[16].matched) forced++;
+  }
+  CHECK(lines == *n);
+  CHECK(forced >= 5);  // the workload calls gc_collect five times
+}
+
+TEST_CASE("a heap-trace dump parses and its events agree with the statistics",
+          "[trace][heaptrace]") {
+  std::string path = temp_path("tricolor-dump");
+  auto* f = shared_new<Figures>();
+  ChildRun r = run_in_child([&] {
+    gc_options o = traced_options(path);
+    REQUIRE(gc_init(&o) == 0);
+    gc_read_stats(&f->before);
+    f->tracing_on = heaptrace_enabled();
+    f->work = run_workload(48);
+    gc_read_stats(&f->after);
+    gc_shutdown();
+  });
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(f->tracing_on);
+  Dump d = parse_dump(path);
+  for (auto& e : d.errors) FAIL_CHECK(e);
+  REQUIRE(d.errors.empty());
+  REQUIRE(d.ends_with_newline);
+  REQUIRE(d.events.size() > 10);
+
+  // Every event carries the version and a time; times never go back per writer order
+  // only within one thread, so just check they are within the run.
+  std::set<std::string> known = {"start", "cycle_begin", "pause", "cycle_end", "sweep_done",
+                                 "scavenge", "alloc_sample", "oom", "end"};
+  for (auto& e : d.events) {
+    CHECK(e.u64("v") == uint64_t(kHeapTraceVersion));
+    CHECK(known.count(e.str("ev")) == 1);
+    CHECK(e.has("t_ns"));
+  }
+  REQUIRE(d.events.front().str("ev") == "start");
+  REQUIRE(d.events.back().str("ev") == "end");
+  const JsonLine& start = d.events.front();
+  CHECK(start.u64("procs") == 2);
+  CHECK(start.u64("gogc") == 100);
+  CHECK(start.u64("page_size") == kPageSize);
+  CHECK(start.u64("sample_bytes") == kSampleBytes);
+  auto classes = number_rows(start.raw("classes"));
+  REQUIRE(classes.size() == size_t(kNumSizeClasses));
+  for (int c = 0; c < kNumSizeClasses; c++) {
+    REQUIRE(classes[c].size() == 3);
+    CHECK(classes[c][0] == uint64_t(c));
+    CHECK(classes[c][1] == kClassToSize[c]);
+    CHECK(classes[c][2] == kClassToNPages[c]);
+  }
+
+  // Cycles: one cycle_begin and one cycle_end per cycle, numbered 1.., as many as num_gc.
+  auto begins = d.of("cycle_begin"), ends = d.of("cycle_end");
+  uint32_t ncycles = f->after.num_gc - f->before.num_gc;
+  REQUIRE(ncycles >= 5);
+  CHECK(ends.size() == ncycles);
+  CHECK(begins.size() == ncycles);
+  const JsonLine& end = d.events.back();
+  CHECK(end.u64("num_gc") == f->after.num_gc);  // no cycle ran after the workload
+  CHECK(end.raw("at_exit") == "false");
+  uint64_t forced = 0;
+  std::map<uint64_t, uint64_t> pause_by_cycle;
+  uint64_t pause_sum = 0;
+  for (auto* p : d.of("pause")) {
+    std::string phase = p->str("phase");
+    CHECK((phase == "sweep_termination" || phase == "mark_termination"));
+    pause_by_cycle[p->u64("cycle")] += p->u64("ns");
+    pause_sum += p->u64("ns");
+  }
+  for (size_t i = 0; i < ends.size(); i++) {
+    const JsonLine& e = *ends[i];
+    INFO("cycle_end " << i + 1);
+    CHECK(e.u64("cycle") == i + 1);
+    CHECK(begins[i]->u64("cycle") == i + 1);
+    CHECK(begins[i]->str("reason") == e.str("reason"));
+    std::string reason = e.str("reason");
+    if (reason == "user" || reason == "periodic") forced++;
+    CHECK(e.u64("pause_ns") == pause_by_cycle[i + 1]);
+    CHECK(e.u64("heap_inuse") >= e.u64("heap_alloc"));
+    CHECK(e.u64("heap_sys") >= e.u64("heap_inuse"));
+    CHECK(e.u64("heap_marked") <= e.u64("heap_end"));
+    CHECK(e.num("gc_cpu_fraction") >= 0);
+    CHECK(e.num("gc_cpu_fraction") < 1);
+    CHECK(e.u64("goal") >= e.u64("heap_marked"));
+    for (const char* k : {"wall_ns", "cpu_ns"}) CHECK(e.raw(k).front() == '{');
+    // Occupancy: objects fit in the spans of their class.
+    for (auto& row : number_rows(e.raw("classes"))) {
+      REQUIRE(row.size() == 4);
+      CHECK(row[0] < uint64_t(kNumSizeClasses));
+      CHECK(row[1] > 0);
+      if (row[0] > 0) {
+        uint64_t per_span = kClassToNPages[row[0]] * kPageSize / kClassToSize[row[0]];
+        CHECK(row[2] <= row[1] * per_span);
+        CHECK(row[3] <= row[1] * per_span * kClassToSize[row[0]]);
+      }
+    }
+  }
+  CHECK(forced == f->after.num_forced_gc - f->before.num_forced_gc);
+  CHECK(forced >= uint64_t(f->work.forced_cycles));
+  CHECK(pause_sum == f->after.pause_total_ns - f->before.pause_total_ns);
+  CHECK(end.u64("pause_total_ns") == f->after.pause_total_ns);
+
+  // Sweeps reported for the cycles gc_collect waited for; the final gc_free_os_memory
+  // released pages.
+  CHECK(d.of("sweep_done").size() >= size_t(f->work.forced_cycles));
+  auto scav = d.of("scavenge");
+  REQUIRE(!scav.empty());
+  CHECK(scav.back()->str("reason") == "free_os_memory");
+  CHECK(scav.back()->u64("released") > 0);
+}
+
+TEST_CASE("allocations are sampled about once per 512 KiB with their type name and size",
+          "[trace][heaptrace]") {
+  std::string path = temp_path("tricolor-dump");
+  auto* f = shared_new<Figures>();
+  ChildRun r = run_in_child([&] {
+    gc_options o = traced_options(path);
+    REQUIRE(gc_init(&o) == 0);
+    gc_read_stats(&f->before);
+    f->work = run_workload(64);
+    gc_read_stats(&f->after);
+    gc_shutdown();
+  });
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  Dump d = parse_dump(path);
+  REQUIRE(d.errors.empty());
+  auto samples = d.of("alloc_sample");
+  uint64_t allocated = f->after.total_alloc - f->before.total_alloc;
+  REQUIRE(allocated >= (64u << 20));
+  // One sample per kSampleBytes of span space handed to the allocating thread: between
+  // half and all of allocated/kSampleBytes (spans are counted when taken, objects when
+  // their span is given back).
+  uint64_t expected = allocated / kSampleBytes;
+  INFO("samples " << samples.size() << ", expected about " << expected);
+  CHECK(samples.size() >= expected / 2);
+  CHECK(samples.size() <= expected + 2);
+  std::map<std::string, uint64_t> bytes_by_type;
+  uint64_t weight_sum = 0;
+  for (auto* s : samples) {
+    CHECK(s->u64("size") > 0);
+    CHECK(s->u64("weight") >= kSampleBytes);
+    bytes_by_type[s->str("type")] += s->u64("weight");
+    weight_sum += s->u64("weight");
+  }
+  // The weights estimate the allocated bytes.
+  CHECK(double(weight_sum) > 0.5 * double(allocated));
+  CHECK(double(weight_sum) < 2.0 * double(allocated));
+  // Every kind of allocation of the workload shows up under its name.
+  CHECK(bytes_by_type.count("TraceNode") == 1);
+  CHECK(bytes_by_type.count("TraceRecord") + bytes_by_type.count("<noscan>") >= 1);
+  CHECK(bytes_by_type.count("TraceTable") == 1);
+  for (auto& [name, bytes] : bytes_by_type) CHECK(!name.empty());
+}
+
+TEST_CASE("a program that exits without gc_shutdown still leaves a complete dump",
+          "[trace][heaptrace]") {
+  std::string path = temp_path("tricolor-dump");
+  ChildRun r = run_in_child(
+      [&] {
+        gc_options o = traced_options(path);
+        REQUIRE(gc_init(&o) == 0);
+        run_workload(16);
+      },
+      /*exit_normally=*/true);
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  Dump d = parse_dump(path);
+  for (auto& e : d.errors) FAIL_CHECK(e);
+  REQUIRE(!d.events.empty());
+  CHECK(d.events.front().str("ev") == "start");
+  REQUIRE(d.events.back().str("ev") == "end");
+  CHECK(d.events.back().raw("at_exit") == "true");
+  CHECK(d.events.back().u64("num_gc") == d.of("cycle_end").size());
+}
+
+TEST_CASE("an unwritable dump path is a clear message and the program runs on without a trace",
+          "[trace][heaptrace]") {
+  std::string dir = temp_path("tricolor-missing-dir");
+  std::string path = dir + "/dump.jsonl";  // the directory does not exist
+  auto* f = shared_new<Figures>();
+  ChildRun r = run_in_child([&] {
+    gc_options o = traced_options(path);
+    REQUIRE(gc_init(&o) == 0);
+    f->tracing_on = heaptrace_enabled();
+    void* p = gc_alloc(64, nullptr);
+    f->allocated = p != nullptr;
+    run_workload(8);
+    gc_read_stats(&f->after);
+    gc_shutdown();
+  });
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  CHECK_FALSE(f->tracing_on);
+  CHECK(f->allocated);
+  CHECK(f->after.num_gc >= 5);
+  CHECK_THAT(r.stderr_text, Catch::Contains("heap trace: cannot write '" + path + "'"));
+  CHECK_THAT(r.stderr_text, Catch::Contains("No such file or directory"));
+  CHECK_THAT(r.stderr_text, Catch::Contains("running without a heap trace"));
+  CHECK(access(path.c_str(), F_OK) != 0);
+}
+
+TEST_CASE("TRICOLOR_HEAPTRACE names the dump", "[trace][heaptrace]") {
+  std::string path = temp_path("tricolor-dump");
+  ChildRun r = run_in_child([&] {
+    setenv("TRICOLOR_HEAPTRACE", path.c_str(), 1);
+    REQUIRE(gc_init(nullptr) == 0);
+    gc_collect();
+    gc_shutdown();
+  });
+  INFO(r.stderr_text);
+  REQUIRE(r.exit_code == 0);
+  Dump d = parse_dump(path);
+  REQUIRE(d.errors.empty());
+  CHECK(d.of("cycle_end").size() == 1);
+  CHECK(d.of("cycle_end")[0]->str("reason") == "user");
+}
