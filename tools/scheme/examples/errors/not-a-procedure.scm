@@ -1,0 +1,3 @@
+;; Calling a number.
+(define n 5)
+(display (n 1))
