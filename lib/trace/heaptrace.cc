@@ -1,11 +1,16 @@
-// Heap-trace dumps and gctrace lines. See heaptrace.h; the format is documented in
-// tools/heaptrace/README.md.
+// Heap-trace dumps and gctrace lines. See heaptrace.h; both formats are documented in
+// docs/tracing.md (keep it in step with every event and field written here).
 #include "trace/heaptrace.h"
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -27,30 +32,66 @@ namespace {
 struct Writer {
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::string> queue;
-  FILE* file = nullptr;
-  bool stop = false;
+  std::deque<std::string> queue;  // mu
+  FILE* file = nullptr;           // the writer thread's, until it is joined
+  bool stop = false;              // mu
   std::thread thread;
+  std::string path;
 };
-Writer* g_w = nullptr;
+// Relaxed loads: g_w is set before any thread that emits starts (gc_init) and cleared
+// after they are joined (gc_shutdown); the mutex orders everything behind it.
+std::atomic<Writer*> g_w{nullptr};
 std::atomic<bool> g_enabled{false};
 
 void writer_loop(Writer* w) {
   std::unique_lock<std::mutex> g(w->mu);
+  bool failed = false;
   for (;;) {
     w->cv.wait(g, [w] { return w->stop || !w->queue.empty(); });
     std::deque<std::string> batch;
     batch.swap(w->queue);
     bool stop = w->stop;
     g.unlock();
-    for (auto& line : batch) {
-      fputs(line.c_str(), w->file);
-      fputc('\n', w->file);
+    if (!failed) {
+      for (auto& line : batch) {
+        fputs(line.c_str(), w->file);
+        fputc('\n', w->file);
+      }
+      if (fflush(w->file) != 0 || ferror(w->file)) {
+        // Disk full, a closed pipe...: say so once and stop tracing; the program runs on.
+        failed = true;
+        g_enabled.store(false, std::memory_order_relaxed);
+        log_error("heap trace: writing '%s' failed (%s); the heap trace stops here",
+                  w->path.c_str(), strerror(errno));
+      }
     }
-    fflush(w->file);
     g.lock();
     if (stop && w->queue.empty()) return;
   }
+}
+
+std::string end_event(bool at_exit);
+
+// Stops the writer thread after it has written everything queued so far.
+void stop_writer(Writer* w) {
+  {
+    std::lock_guard<std::mutex> g(w->mu);
+    w->stop = true;
+  }
+  w->cv.notify_one();
+  if (w->thread.joinable()) w->thread.join();
+}
+
+// A program may exit without gc_shutdown: write the `end` event and what is queued, so
+// the dump is complete. The writer is left allocated (threads still running may queue
+// more events, which are dropped).
+void flush_at_exit() {
+  Writer* w = g_w.load(std::memory_order_relaxed);
+  if (!w || !g_enabled.load(std::memory_order_relaxed)) return;
+  heaptrace_emit(end_event(true));
+  g_enabled.store(false, std::memory_order_relaxed);
+  stop_writer(w);
+  fflush(w->file);
 }
 
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
@@ -87,28 +128,34 @@ uint64_t trace_now_ns() { return monotonic_ns() - collector_stats().start_ns; }
 bool heaptrace_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 bool heaptrace_open(const char* path, int procs, int gogc, uint64_t memory_limit) {
+  if (g_w.load(std::memory_order_relaxed)) heaptrace_close();  // a dump left open at exit
   FILE* f = fopen(path, "w");
   if (!f) {
     log_error("heap trace: cannot write '%s' (%s); running without a heap trace", path, strerror(errno));
     return false;
   }
-  g_w = new Writer();
-  g_w->file = f;
-  g_w->thread = std::thread(writer_loop, g_w);
+  Writer* w = new Writer();
+  w->file = f;
+  w->path = path;
+  w->thread = std::thread(writer_loop, w);
+  g_w.store(w, std::memory_order_relaxed);
   g_enabled.store(true);
+  static bool atexit_done = [] { return atexit(flush_at_exit) == 0; }();
+  (void)atexit_done;
   std::string line = head("start");
   line += fmt(",\"unix_ns\":%llu,\"procs\":%d,\"gogc\":%d,\"memory_limit\":%llu,\"pid\":%d,"
-              "\"page_size\":%zu,\"classes\":[",
-              ull(unix_ns()), procs, gogc, ull(memory_limit), int(getpid()), kPageSize);
+              "\"page_size\":%zu,\"sample_bytes\":%llu,\"classes\":[",
+              ull(unix_ns()), procs, gogc, ull(memory_limit), int(getpid()), kPageSize,
+              ull(kSampleBytes));
   for (int c = 0; c < kNumSizeClasses; c++)
-    line += fmt("%s[%d,%u]", c ? "," : "", c, kClassToSize[c]);
+    line += fmt("%s[%d,%u,%u]", c ? "," : "", c, kClassToSize[c], unsigned(kClassToNPages[c]));
   line += "]}";
   heaptrace_emit(std::move(line));
   return true;
 }
 
 void heaptrace_emit(std::string line) {
-  Writer* w = g_w;
+  Writer* w = g_w.load(std::memory_order_relaxed);
   if (!w) return;
   {
     std::lock_guard<std::mutex> g(w->mu);
@@ -117,24 +164,30 @@ void heaptrace_emit(std::string line) {
   w->cv.notify_one();
 }
 
-void heaptrace_close() {
-  if (!g_w) return;
+namespace {
+std::string end_event(bool at_exit) {
   gc_stats s;
   gc_read_stats(&s);
   std::string line = head("end");
-  line += fmt(",\"num_gc\":%u,\"pause_total_ns\":%llu,\"gc_cpu_fraction\":%.6f}", s.num_gc,
-              ull(s.pause_total_ns), s.gc_cpu_fraction);
-  heaptrace_emit(std::move(line));
+  line += fmt(",\"num_gc\":%u,\"num_forced_gc\":%u,\"pause_total_ns\":%llu,"
+              "\"pause_max_ns\":%llu,\"gc_cpu_fraction\":%.6f,\"total_alloc\":%llu,"
+              "\"mallocs\":%llu,\"frees\":%llu,\"at_exit\":%s}",
+              s.num_gc, s.num_forced_gc, ull(s.pause_total_ns), ull(s.pause_max_ns),
+              s.gc_cpu_fraction, ull(s.total_alloc), ull(s.mallocs), ull(s.frees),
+              at_exit ? "true" : "false");
+  return line;
+}
+}  // namespace
+
+void heaptrace_close() {
+  Writer* w = g_w.load(std::memory_order_relaxed);
+  if (!w) return;
+  if (g_enabled.load(std::memory_order_relaxed)) heaptrace_emit(end_event(false));
   g_enabled.store(false);
-  {
-    std::lock_guard<std::mutex> g(g_w->mu);
-    g_w->stop = true;
-  }
-  g_w->cv.notify_one();
-  g_w->thread.join();
-  fclose(g_w->file);
-  delete g_w;
-  g_w = nullptr;
+  stop_writer(w);
+  fclose(w->file);
+  g_w.store(nullptr, std::memory_order_relaxed);
+  delete w;
 }
 
 void trace_cycle_begin(uint32_t cycle, CycleReason reason, uint64_t heap_live, uint64_t trigger,
@@ -160,8 +213,10 @@ void trace_cycle_end(uint32_t cycle, const CycleTimes& ct, double frac) {
   gc_read_stats(&s);
   gc_class_stats cls[kNumSizeClasses];
   gc_read_class_stats(cls, kNumSizeClasses);
-  uint64_t st = ct.mark_ns - ct.start_ns, mark = ct.mark_term_ns - ct.mark_ns,
-           mt = ct.end_ns - ct.mark_term_ns;
+  // The STW phases are the pauses themselves (mark termination summed over restarts), as
+  // in the gctrace line; mark is the concurrent phase's wall time.
+  uint64_t st = ct.pause_ns[0], mt = ct.pause_ns[1];
+  uint64_t mark = ct.mark_term_ns > ct.mark_ns ? ct.mark_term_ns - ct.mark_ns : 0;
   std::string l = head("cycle_end");
   l += fmt(",\"cycle\":%u,\"reason\":\"%s\",\"heap_start\":%llu,\"heap_end\":%llu,"
            "\"heap_marked\":%llu,\"goal\":%llu,\"trigger\":%llu,",
@@ -219,13 +274,12 @@ void trace_oom(uint64_t request, uint64_t limit) {
   heaptrace_emit(std::move(l));
 }
 
-void gctrace_print(uint32_t cycle, const CycleTimes& ct, double frac, int procs) {
-  // Go's gctrace shape (reference/go-runtime-facts.md §9), fields documented in README.md:
+std::string gctrace_format(uint32_t cycle, double at, const CycleTimes& ct, double frac, int procs) {
+  // Go's gctrace shape, fields documented in docs/tracing.md:
   // gc N @T s P%: STW1+MARK+STW2 ms clock, STW1cpu+assist/background/idle+STW2cpu ms cpu,
   // start->end->live MB, goal MB goal, P P (forced)
   auto ms = [](uint64_t ns) { return double(ns) / 1e6; };
   auto mb = [](uint64_t b) { return static_cast<unsigned long long>(b >> 20); };
-  double at = double(trace_now_ns()) / 1e9;
   uint64_t st = ct.pause_ns[0], mt = ct.pause_ns[1];
   uint64_t mark = ct.mark_term_ns > ct.mark_ns ? ct.mark_term_ns - ct.mark_ns : 0;
   char line[512];
@@ -238,7 +292,13 @@ void gctrace_print(uint32_t cycle, const CycleTimes& ct, double frac, int procs)
            mb(ct.goal == Pacer::kNoGoal ? 0 : ct.goal), procs,
            ct.reason == CycleReason::kUser ? " (forced)"
            : ct.reason == CycleReason::kPeriodic ? " (forced: periodic)" : "");
-  log_raw_line(line);
+  return line;
+}
+
+void gctrace_print(uint32_t cycle, const CycleTimes& ct, double frac, int procs) {
+  uint64_t t0 = collector_stats().start_ns;
+  double at = ct.start_ns > t0 ? double(ct.start_ns - t0) / 1e9 : 0.0;
+  log_raw_line(gctrace_format(cycle, at, ct, frac, procs).c_str());
 }
 
 }  // namespace tricolor::internal

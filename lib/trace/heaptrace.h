@@ -1,6 +1,10 @@
-// Heap-trace dumps (JSON Lines, format version 1, documented in tools/heaptrace/README.md)
-// and gctrace lines. Events are formatted by the collector's own threads (never on an
-// allocation fast path) and written by a background writer thread.
+// Heap-trace dumps (JSON Lines, format version 1) and gctrace lines; both formats are
+// documented field by field in docs/tracing.md, and tools/heaptrace/report.py reads dumps.
+//
+// Cost: nothing here runs on a fast path. Cycle events are formatted by the controller
+// thread outside stop-the-world pauses; an allocation sample is formatted on the span
+// refill slow path about once per kSampleBytes allocated; one background writer thread
+// does the file I/O, so neither the collector nor a mutator waits for the disk.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +19,7 @@ inline constexpr int kHeapTraceVersion = 1;
 // Opens the dump; false (with a message) if the path cannot be written: the program runs
 // on without tracing.
 bool heaptrace_open(const char* path, int procs, int gogc, uint64_t memory_limit);
+// Writes the `end` event, drains the queue and closes the file (gc_shutdown).
 void heaptrace_close();
 bool heaptrace_enabled();
 // Queues one event line (a JSON object without the trailing newline).
@@ -30,7 +35,11 @@ void trace_scavenge(uint64_t released, const char* reason);
 void trace_alloc_sample(const char* type, uint64_t size, uint64_t weight);
 void trace_oom(uint64_t request, uint64_t limit);
 
-// One gctrace line on stderr for a finished cycle (Go's format, see README.md).
+// One gctrace line for a finished cycle, without the newline (Go's shape, fields in
+// docs/tracing.md). at_s: seconds from gc_init to the start of the cycle.
+std::string gctrace_format(uint32_t cycle, double at_s, const CycleTimes& ct,
+                           double gc_cpu_fraction, int procs);
+// Prints gctrace_format's line for a finished cycle on stderr.
 void gctrace_print(uint32_t cycle, const CycleTimes& ct, double gc_cpu_fraction, int procs);
 
 uint64_t trace_now_ns();  // ns since gc_init
