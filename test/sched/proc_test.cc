@@ -21,12 +21,13 @@ void count_up(void* a) { static_cast<std::atomic<int>*>(a)->fetch_add(1, std::me
 
 }  // namespace
 
-TEST_CASE("100k fibers are spawned and joined, their stacks reused", "[sched][proc]") {
+TEST_CASE("100k fibers are spawned and joined and their stacks reused", "[sched][proc]") {
   const int total = 100000;
   const int wave = 5000;  // alive at once: two kernel mappings per stack (os/stack.h)
   std::atomic<int> ran{0};
   int joined = 0, failed_spawns = 0;
   uint64_t stacks_before = 0, stacks_after = 0;
+  ensure_heap();
   gc_stats s0;
   gc_read_stats(&s0);
   stacks_before = s0.stacks;
