@@ -89,7 +89,13 @@ static inline void gc_write_ptr(void* slot, void* value) {
 
 /* ---- Roots, threads, safepoints ----------------------------------------- */
 
-TRICOLOR_API void gc_add_root(void* start, size_t bytes); /* e.g. globals; plain stores ok */
+/* A range of words outside the heap (e.g. globals) scanned conservatively as a root.
+ * Plain stores into it are allowed: the roots are scanned at mark start, whenever a running
+ * thread scans its own stack, and at mark termination. One case needs gc_write_ptr (which
+ * accepts a root slot): a root slot through which one thread or fiber hands a pointer to
+ * another while both run, if the giver drops its own copy at once. Removing a root while
+ * the collector marks shades what it held. */
+TRICOLOR_API void gc_add_root(void* start, size_t bytes);
 TRICOLOR_API void gc_remove_root(void* start);
 
 TRICOLOR_API int gc_thread_attach(void); /* 0 on success (also when already attached) */

@@ -345,8 +345,8 @@ T* make_array(std::size_t n) {
 // ---- root<T> -----------------------------------------------------------------------------------
 
 // A pointer held outside the heap that keeps its object alive: the root registers its own
-// slot with gc_add_root and removes it when destroyed. Plain stores are enough (registered
-// roots are rescanned at mark termination). Movable, not copyable: a moved-from root holds
+// slot with gc_add_root and removes it when destroyed. Its stores go through the write
+// barrier. Movable, not copyable: a moved-from root holds
 // nullptr. Costs a lock on construction and destruction; meant for globals and long-lived
 // handles, not for locals (locals are scanned anyway).
 template <class T>
@@ -359,22 +359,24 @@ class root {
   root& operator=(const root&) = delete;
   root(root&& o) : ptr_(o.ptr_) {
     gc_add_root(&ptr_, sizeof ptr_);
-    o.ptr_ = nullptr;
+    gc_write_ptr(&o.ptr_, nullptr);
   }
   root& operator=(root&& o) noexcept {
     T* p = o.ptr_;
-    o.ptr_ = nullptr;
-    ptr_ = p;
+    gc_write_ptr(&o.ptr_, nullptr);
+    gc_write_ptr(&ptr_, p);
     return *this;
   }
   ~root() { gc_remove_root(&ptr_); }
 
+  // Barriered (gc_write_ptr accepts root slots): a root<T> may hand pointers between
+  // threads and fibers safely (see gc_add_root in gc.h).
   root& operator=(T* p) noexcept {
-    ptr_ = p;
+    gc_write_ptr(&ptr_, p);
     return *this;
   }
   root& operator=(std::nullptr_t) noexcept {
-    ptr_ = nullptr;
+    gc_write_ptr(&ptr_, nullptr);
     return *this;
   }
 
@@ -487,10 +489,15 @@ template <class F>
 }
 
 // Runs callable() as the first fiber of the scheduler; returns when every fiber is done.
-// 0 on success, -1 on misuse (see gc_run).
+// 0 on success, -1 on misuse (see gc_run). The callable's own captures are registered as a
+// root while it runs (the calling thread's stack is the scheduler's now); objects it reaches
+// through captured references must be reachable some other way, e.g. from a root<T>.
 template <class F>
 int run(F callable) {
-  return gc_run(&detail::run_trampoline<F>, static_cast<void*>(std::addressof(callable)));
+  gc_add_root(std::addressof(callable), sizeof callable);
+  int rc = gc_run(&detail::run_trampoline<F>, static_cast<void*>(std::addressof(callable)));
+  gc_remove_root(std::addressof(callable));
+  return rc;
 }
 
 inline void yield() { gc_yield(); }

@@ -34,10 +34,14 @@ class mcentral {
   SpanClass spanclass() const { return spanclass_; }
   // Called with the world stopped right after the heap's sweepgen grew by 2: every span
   // on the lists is now unswept.
+  // The background sweeper may still be looping (it finds nothing until now), so the
+  // lists are read under the lock.
   void begin_sweep_cycle() {
+    std::lock_guard<std::mutex> g(lock_);
     uint32_t sg = heap_sweepgen();
+    // Relaxed: the count is a hint (has_unswept); the lock orders the lists.
     unswept_count_.store(partial_[unswept(sg)].count + full_[unswept(sg)].count,
-                         std::memory_order_relaxed);  // world stopped: no concurrent access
+                         std::memory_order_relaxed);
   }
   // Counts spans on every list (for statistics and the verifier), under the lock.
   size_t span_count();

@@ -17,6 +17,7 @@
 #include "alloc/mcache.h"
 #include "alloc/mheap.h"
 #include "alloc/types.h"
+#include "gc/checkmark.h"
 #include "gc/mark.h"
 #include "gc/stacks.h"
 #include "gc/sweep.h"
@@ -49,7 +50,7 @@ bool g_request_user = false;        // a gc_collect waits: sweep in the foregrou
 uint64_t g_cycles_started = 0;
 uint64_t g_cycles_done = 0;
 uint64_t g_cycles_swept = 0;
-bool g_stop = false;
+std::atomic<bool> g_stop{false};  // read by workers under their own lock
 uint64_t g_last_cycle_end_ns = 0;
 std::atomic<Phase> g_phase{Phase::kOff};
 std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
@@ -166,7 +167,13 @@ void mark_worker_loop() {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         continue;
       }
+      // Dekker with try_finish_mark: raise busy, then look at the stop request again; a
+      // marker that saw no stop before the world stopped is waited for (INV-MARK-3).
       ms.busy.fetch_add(1, std::memory_order_seq_cst);
+      if (world_stopped()) {
+        ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+        break;
+      }
       GcWork w;
       int64_t n = drain(w, 256 << 10);
       w.dispose();
@@ -257,9 +264,18 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
   scan_roots(w);
   w.dispose();
   ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-  for (int i = 0; i < 200 && ms.busy.load(std::memory_order_seq_cst) != 0; i++) {
+  // Markers that raised busy before the stop finish their drain and put their work back;
+  // only then is an empty queue proof that no grey object is left (INV-MARK-3). A marker
+  // that does not finish within ~50 us (descheduled) makes this attempt give up instead.
+  for (uint64_t t = monotonic_ns(); ms.busy.load(std::memory_order_seq_cst) != 0;) {
+    if (monotonic_ns() - t > 50000) break;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
   }
-  if (!ms.queue.empty() || ms.busy.load(std::memory_order_seq_cst) != 0 || stacks_unscanned() != 0) {
+  if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0) {
     start_the_world();
     record_pause(ct, 1, monotonic_ns() - *t0, cycle);
     ct.restarts++;
@@ -282,6 +298,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     uint64_t bad = verify_heap(true);
     g_verify_failures.fetch_add(bad, std::memory_order_relaxed);
   }
+  if (checkmark_enabled()) checkmark_heap();  // re-mark from the roots; aborts on a miss
   ct.heap_end = heap_live();
   for_each_thread_stopped([](ThreadState* t) {
     t->cache.release_all();
@@ -572,6 +589,7 @@ bool collector_initialized() { return g_initialized.load(std::memory_order_acqui
 Phase gc_phase() { return g_phase.load(std::memory_order_acquire); }
 CollectorStats& collector_stats() { return g_stats; }
 int configured_procs() { return g_procs; }
+size_t configured_fiber_stack_size() { return g_opts.fiber_stack_size ? g_opts.fiber_stack_size : 256 << 10; }
 void set_verify_each_cycle(bool on) { g_verify_each.store(on); }
 uint64_t verify_failures() { return g_verify_failures.load(); }
 Pacer pacer_snapshot() {
@@ -641,7 +659,7 @@ void sample_allocation(ThreadState* t, const gc_type* type, size_t size) {
   uint64_t weight = t->cache.sample_bytes;
   t->cache.sample_bytes = 0;
   if (!heaptrace_enabled()) return;
-  trace_alloc_sample(type ? type->name : "<noscan>", size, weight);
+  trace_alloc_sample(type ? type->name : "<untyped>", size, weight);  // NULL type or noscan
 }
 
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
@@ -886,13 +904,7 @@ void gc_shutdown(void) {
   }
   g_workers.clear();
   stop_background_sweeper();
-  {
-    std::lock_guard<std::mutex> g(g_mu);
-    gc_stats s;
-    gc_read_stats(&s);
-    (void)s;
-  }
-  heaptrace_close();
+  heaptrace_close();  // reads the statistics for its `end` event: g_mu must be free
   detach_all_for_shutdown();
   heap().destroy();
   mark_state().queue.free_all();

@@ -29,6 +29,11 @@ size_t scan_roots(GcWork& w) {
   return n;
 }
 
+void roots_for_each(const std::function<void(uintptr_t, size_t)>& f) {
+  std::lock_guard<std::mutex> g(g_roots_mu);
+  for (const Root& r : g_roots) f(r.start, r.bytes);
+}
+
 size_t roots_bytes() {
   std::lock_guard<std::mutex> g(g_roots_mu);
   size_t n = 0;
@@ -54,7 +59,18 @@ extern "C" void gc_remove_root(void* start) {
   // The most recent registration of this address goes (roots may be registered twice).
   for (auto it = g_roots.rbegin(); it != g_roots.rend(); ++it) {
     if (it->start == reinterpret_cast<uintptr_t>(start)) {
+      Root r = *it;
       g_roots.erase(std::next(it).base());
+      // Removing a root deletes its pointers: while marking they are shaded first (the
+      // deletion half of the hybrid barrier, INV-BARRIER-1), or a pointer that only this
+      // root held after a stack took it would be lost.
+      if (__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED)) {
+        mark_state().busy.fetch_add(1, std::memory_order_seq_cst);
+        GcWork w;
+        scan_conservative(r.start, r.start + r.bytes, w);
+        w.dispose();
+        mark_state().busy.fetch_sub(1, std::memory_order_seq_cst);
+      }
       return;
     }
   }

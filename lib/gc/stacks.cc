@@ -3,6 +3,7 @@
 
 #include <sched.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -172,6 +173,12 @@ void stacks_end_cycle() {
   poll_clear(kPollStackScan);
 }
 
+void stacks_for_each(const std::function<void(Stack*)>& f) {
+  std::lock_guard<std::mutex> g(g_reg.lock);
+  for (Stack* s : g_reg.slots)
+    if (s) f(s);
+}
+
 int64_t stacks_unscanned() { return g_unscanned.load(std::memory_order_seq_cst); }
 uint64_t stacks_scanned_total() { return g_stacks_scanned.load(std::memory_order_relaxed); }
 size_t stacks_live() {
@@ -200,9 +207,12 @@ size_t scan_parked_stacks(GcWork& w) {
           batch[n++] = s;
       }
     }
+    for (size_t k = 0; k < n; k++) scan_stack_words(batch[k], batch[k]->sp, w);
+    // The roots once per batch, while its owners cannot resume (INV-STACK-3): a pointer an
+    // owner put into a root before it parked is found before its stack turns black.
+    if (n) scan_roots(w);
     for (size_t k = 0; k < n; k++) {
       Stack* s = batch[k];
-      scan_stack_words(s, s->sp, w);
       note_scanned(s, cycle);
       s->state.store(Stack::State::kParked, std::memory_order_release);
       scanned++;
@@ -235,6 +245,10 @@ void scan_own_stack(ThreadState* t) {
   GcWork w;
   if (sp < s->lo) sp = s->lo;
   scan_conservative(sp, s->hi, w);
+  // The registered roots too (INV-STACK-3 in lib/gc/README.md): roots take plain stores,
+  // so a pointer this thread moved from its stack into a root after the roots' scan at
+  // mark start is found here, before this stack turns black and could take it back.
+  scan_roots(w);
   w.dispose();
   note_scanned(s, cycle);
   mark_state().busy.fetch_sub(1, std::memory_order_seq_cst);

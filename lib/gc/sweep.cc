@@ -38,7 +38,7 @@ SweepResult sweep_span(mspan* s) {
   g_stats.spans_swept.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
   if (cls == 0) {
     if (s->mark_bits[0] & 1) {
-      s->mark_bits[0] = 0;
+      __atomic_store_n(&s->mark_bits[0], 0, __ATOMIC_RELAXED);  // gc_base reads it
       return SweepResult::kFull;
     }
     c.frees.fetch_add(1, std::memory_order_relaxed);
@@ -77,7 +77,7 @@ SweepResult sweep_span(mspan* s) {
   // new one, and a live object's bit is set in both.
   for (uint32_t w = 0; w < nw; w++) {
     __atomic_store_n(&s->alloc_bits[w], s->mark_bits[w], __ATOMIC_RELAXED);
-    s->mark_bits[w] = 0;
+    __atomic_store_n(&s->mark_bits[w], 0, __ATOMIC_RELAXED);  // mark_bit() reads it
   }
   s->freeindex = 0;
   // Release: a reader that sees freeindex_for_scan 0 sees the new alloc bits.

@@ -86,6 +86,16 @@ class Stepper {
     g.unlock();
     gc_blocking_end();
   }
+  // done(d), then wait_for(w), with the stack already parked when the test hears of d.
+  void done_and_wait(int d, int w) {
+    gc_blocking_begin();
+    std::unique_lock<std::mutex> g(mu_);
+    done_ = d;
+    cv_.notify_all();
+    cv_.wait(g, [&] { return step_ >= w; });
+    g.unlock();
+    gc_blocking_end();
+  }
   void done(int step) {
     std::lock_guard<std::mutex> g(mu_);
     done_ = step;
@@ -264,5 +274,104 @@ TEST_CASE("a subgraph detached from a grey object and re-attached under a black 
   REQUIRE(g_roots[2]->a->a->check == ~uint64_t(12));
   g_roots[2] = nullptr;
   gc_remove_root(g_roots);
+  REQUIRE(verify_failures() == 0);
+}
+
+namespace {
+void* g_plain_root;  // a registered root written with plain stores
+
+// Allocates X in a deep frame, then (step 2) moves it into the root with a plain store and
+// drops it: afterwards only stale words far below the thread's later stack pointer hold it.
+[[gnu::noinline]] void put_in_root(Stepper& s, uintptr_t* x_h) {
+  Obj* volatile x = new_obj(7);
+  *x_h = hide(x);
+  s.done(1);
+  s.wait_for(2);  // the cycle starts meanwhile; the roots were scanned (empty)
+  g_plain_root = x;
+  x = nullptr;
+}
+[[gnu::noinline]] void put_in_root_deep(Stepper& s, uintptr_t* x_h) {
+  volatile char pad[32768];  // put_in_root's frame lies below this
+  pad[0] = pad[sizeof pad - 1] = 1;
+  put_in_root(s, x_h);
+  asm volatile("" ::: "memory");
+}
+}  // namespace
+
+TEST_CASE("a pointer one thread moves through a plain root across its own stack scan survives",
+          "[gc][barrier][roots]") {
+  ensure_heap();
+  gc_add_root(&g_plain_root, sizeof g_plain_root);
+  uintptr_t x_h = 0;
+  std::atomic<bool> intact{false};
+  Stepper t([&](Stepper& s) {
+    put_in_root_deep(s, &x_h);
+    s.done_and_wait(2, 3);  // parked: the stack is scanned now (X is only in the root)
+    Obj* volatile p = static_cast<Obj*>(g_plain_root);  // back onto the black stack
+    g_plain_root = nullptr;                             // plain store: no barrier
+    s.done(3);
+    s.wait_for(4);  // the cycle completes meanwhile
+    intact = gc_base(p) == p && p->check == ~uint64_t(7);
+    s.done(4);
+  });
+  t.go(1);
+  test_set_hold(true);
+  test_start_cycle();
+  t.go(2);
+  REQUIRE(!marked_h(x_h));
+  test_scan_parked_stacks();  // the thread's stack, and the roots with it (INV-STACK-3)
+  bool marked_by_scan = marked_h(x_h);
+  t.go(3);
+  test_set_hold(false);
+  test_wait_cycle_done();
+  t.go(4);
+  REQUIRE(marked_by_scan);
+  REQUIRE(intact);
+  gc_remove_root(&g_plain_root);
+  REQUIRE(verify_failures() == 0);
+}
+
+TEST_CASE("a pointer handed between two threads through a root written with gc_write_ptr "
+          "survives", "[gc][barrier][roots]") {
+  ensure_heap();
+  gc_add_root(&g_plain_root, sizeof g_plain_root);
+  uintptr_t x_h = 0;
+  std::atomic<bool> intact{false};
+  // The taker's stack is scanned first (black); the giver then stores X into the root and
+  // drops it; the taker takes X and clears the root — all between two root scans.
+  Stepper taker([&](Stepper& s) {
+    s.done(1);
+    s.wait_for(2);
+    Obj* volatile p = static_cast<Obj*>(g_plain_root);
+    gc_write_ptr(&g_plain_root, nullptr);
+    s.done(2);
+    s.wait_for(3);
+    intact = gc_base(p) == p && p->check == ~uint64_t(7);
+    s.done(3);
+  });
+  taker.go(1);
+  Stepper giver([&](Stepper& s) {
+    Obj* volatile x = new_obj(7);
+    x_h = hide(x);
+    s.done(1);
+    s.wait_for(2);
+    gc_write_ptr(&g_plain_root, x);  // the barrier shades X (the insertion half)
+    x = nullptr;
+    s.done(2);
+    s.wait_for(3);
+    s.done(3);
+  });
+  giver.go(1);
+  test_set_hold(true);
+  test_start_cycle();
+  test_scan_parked_stacks();  // both threads wait parked: both stacks black now
+  giver.go(2);
+  taker.go(2);
+  test_set_hold(false);
+  test_wait_cycle_done();
+  taker.go(3);
+  giver.go(3);
+  REQUIRE(intact);
+  gc_remove_root(&g_plain_root);
   REQUIRE(verify_failures() == 0);
 }
