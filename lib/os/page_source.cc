@@ -6,14 +6,18 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace tricolor::internal {
 
 void* os_arena_alloc(size_t bytes) {
-  // mimalloc serves an allocation this large straight from fresh OS pages, which are
-  // untouched (so not resident) until the heap hands them out; zalloc costs no memset
-  // then, and zeroes if mimalloc ever reuses memory.
-  return mi_zalloc_aligned(bytes, kArenaBytes);
+  // Not mi_zalloc_aligned: mimalloc 2.0 clears such a block with memset, which makes the
+  // whole arena resident at once (a 64 MiB floor on every program's RSS). The heap needs
+  // the arena zeroed and not resident: MADV_DONTNEED gives both on Linux (mimalloc's
+  // memory is private and anonymous: dropped pages read back as zero on first touch).
+  void* p = mi_malloc_aligned(bytes, kArenaBytes);
+  if (p && madvise(p, bytes, MADV_DONTNEED) != 0) memset(p, 0, bytes);
+  return p;
 }
 
 void os_arena_free(void* p, size_t bytes) {
