@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "gc/pacer.h"
@@ -16,6 +17,7 @@ namespace tricolor::internal {
 struct ThreadState;
 struct GcWork;
 struct mspan;
+struct Stack;
 
 enum class Phase : uint32_t { kOff = 0, kMark = 1, kMarkTermination = 2 };
 enum class CycleReason : uint32_t { kHeap, kUser, kPeriodic, kOom, kStress };
@@ -51,9 +53,14 @@ size_t stacks_live();
 size_t scan_parked_stacks(GcWork& w);
 std::vector<const char*> running_unscanned_labels(size_t max);
 
+// Calls f on each registered stack (registry lock held): the check-mark mode.
+void stacks_for_each(const std::function<void(Stack*)>& f);
+
 // ---- Roots (roots.cc) --------------------------------------------------------------------
 size_t scan_roots(GcWork& w);  // returns bytes scanned
 size_t roots_bytes();
+// Calls f(start, bytes) on each registered root (roots lock held): the check-mark mode.
+void roots_for_each(const std::function<void(uintptr_t, size_t)>& f);
 
 // ---- State shared with statistics and tracing -----------------------------------------
 struct CycleTimes {

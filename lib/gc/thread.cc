@@ -43,7 +43,10 @@ void thread_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
 }
 
 // Parks the calling thread until the world restarts (INV-STW-1).
-void park_for_stw(ThreadState* t) {
+[[gnu::noinline]] void park_for_stw(ThreadState* t) {
+  __builtin_unwind_init();  // callee-saved registers to this frame, above `here`
+  volatile uintptr_t here = 0;
+  t->stop_sp = reinterpret_cast<uintptr_t>(&here);  // published by the seq_cst store below
   std::unique_lock<std::mutex> g(g_stw_mu);
   while (g_stw_requested.load(std::memory_order_seq_cst)) {
     t->status.store(ThreadStatus::kStopped, std::memory_order_seq_cst);

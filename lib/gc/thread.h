@@ -39,6 +39,10 @@ struct ThreadState {
   Stack* current = nullptr;      // the stack it runs on now (its own or a fiber's)
   std::atomic<ThreadStatus> status{ThreadStatus::kRunning};
   int blocking_depth = 0;
+  // The stack pointer while parked for a stop of the world, below the callee-saved
+  // registers spilled by park_for_stw: what the thread holds then lies in [stop_sp, hi)
+  // (read by the check-mark mode, lib/gc/checkmark.cc, with the world stopped).
+  uintptr_t stop_sp = 0;
   int64_t assist_bytes = 0;      // allocation since the last assist, during marking
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
