@@ -35,6 +35,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "gc/checkmark.h"
 #include "gc/collector.h"
 #include "graph.h"
 
@@ -529,6 +530,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed" && i + 1 < argc) seed = strtoull(argv[++i], nullptr, 0);
     else if (a == "--gogc" && i + 1 < argc) gogc = atoi(argv[++i]);
     else if (a == "--no-verify") verify = false;
+    else if (a == "--checkmark") tricolor::internal::set_checkmark(true);
     else if (a == "--no-threads-churn") g_churn = false;
     else if (a == "--without" && i + 1 < argc) {
       std::string list = argv[++i];
@@ -537,13 +539,14 @@ int main(int argc, char** argv) {
     }
     else {
       fprintf(stderr, "usage: %s SECONDS [--threads N] [--seed S] [--gogc P] [--no-verify]\n"
-                      "       [--no-threads-churn] [--without op,op,...]\n", argv[0]);
+                      "       [--checkmark] [--no-threads-churn] [--without op,op,...]\n", argv[0]);
       return 2;
     }
   }
   if (seconds < 1) seconds = 1;
-  printf("threads torture: %d s, %d workers, seed %" PRIu64 ", GOGC %d, verifier %s\n", seconds,
-         nthreads, seed, gogc, verify ? "on" : "off");
+  printf("threads torture: %d s, %d workers, seed %" PRIu64 ", GOGC %d, verifier %s, check-mark %s\n",
+         seconds, nthreads, seed, gogc, verify ? "on" : "off",
+         tricolor::internal::checkmark_enabled() ? "on" : "off");
   fflush(stdout);
 
   gc_options o;
@@ -592,6 +595,9 @@ int main(int argc, char** argv) {
          "; max pause %.2f ms\n",
          s.num_gc, s.num_forced_gc, forced, tricolor::internal::verify_failures(),
          double(s.pause_max_ns) / 1e6);
+  if (tricolor::internal::checkmark_enabled())
+    printf("check-mark: %" PRIu64 " re-marks, %" PRIu64 " objects re-marked, no miss\n",
+           tricolor::internal::checkmark_runs(), tricolor::internal::checkmark_reached_total());
   if (tricolor::internal::verify_failures() != 0) {
     fprintf(stderr, "TORTURE FAILURE: the heap verifier found %" PRIu64 " violations\n",
             tricolor::internal::verify_failures());
