@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "gc/checkmark.h"
+#include "tricolor/fiber.h"
 #include "gc/collector.h"
 #include "graph.h"
 
@@ -475,6 +476,49 @@ void worker_main(uint64_t seed) {
   gc_thread_detach();
 }
 
+// Fibers mode: each worker is a fiber that yields every few operations, so fibers
+// interleave on the scheduler's threads (and move between them) mid-graph-edit.
+int g_fibers = 0;
+uint64_t g_seed = 0;
+int g_seconds = 0;
+
+void fiber_worker(void* arg) {
+  Worker w(reinterpret_cast<uintptr_t>(arg));
+  uint64_t n = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    w.step();
+    ++n;
+    if (n % 8 == 0) gc_yield();
+    if (n % 4000 == 0) {
+      t_op = "verify";
+      w.ops[kVerify]++;
+      w.op_verify();
+    }
+  }
+  t_op = "verify";
+  w.ops[kVerify]++;
+  w.op_verify();
+}
+
+void fibers_main(void* arg) {
+  uint64_t* forced = static_cast<uint64_t*>(arg);
+  std::vector<gc_fiber*> fs;
+  for (int i = 0; i < g_fibers; i++) {
+    gc_fiber* f = gc_go(fiber_worker, reinterpret_cast<void*>(uintptr_t(g_seed + uint64_t(i) * 7919)));
+    if (!f) fail("gc_go returned NULL");
+    fs.push_back(f);
+  }
+  Rng r(g_seed ^ 0xabc);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(g_seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    gc_sleep(uint64_t(2000 + r.below(20000)) * 1000);
+    gc_collect();
+    ++*forced;
+  }
+  g_stop.store(true);
+  for (gc_fiber* f : fs) gc_join(f);
+}
+
 // Short-lived attached threads: attach, build a little graph on the stack, post it as
 // mail, detach. Their stacks come and go during cycles.
 void churn_main(uint64_t seed) {
@@ -530,6 +574,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed" && i + 1 < argc) seed = strtoull(argv[++i], nullptr, 0);
     else if (a == "--gogc" && i + 1 < argc) gogc = atoi(argv[++i]);
     else if (a == "--no-verify") verify = false;
+    else if (a == "--fibers" && i + 1 < argc) g_fibers = atoi(argv[++i]);
     else if (a == "--checkmark") tricolor::internal::set_checkmark(true);
     else if (a == "--no-threads-churn") g_churn = false;
     else if (a == "--without" && i + 1 < argc) {
@@ -539,11 +584,12 @@ int main(int argc, char** argv) {
     }
     else {
       fprintf(stderr, "usage: %s SECONDS [--threads N] [--seed S] [--gogc P] [--no-verify]\n"
-                      "       [--checkmark] [--no-threads-churn] [--without op,op,...]\n", argv[0]);
+                      "       [--fibers N] [--checkmark] [--no-threads-churn] [--without op,op,...]\n", argv[0]);
       return 2;
     }
   }
   if (seconds < 1) seconds = 1;
+  if (g_fibers > 0) printf("fibers mode: %d fiber workers instead of threads\n", g_fibers);
   printf("threads torture: %d s, %d workers, seed %" PRIu64 ", GOGC %d, verifier %s, check-mark %s\n",
          seconds, nthreads, seed, gogc, verify ? "on" : "off",
          tricolor::internal::checkmark_enabled() ? "on" : "off");
@@ -558,25 +604,38 @@ int main(int argc, char** argv) {
   g_ex = static_cast<Exchange*>(calloc(1, sizeof(Exchange)));
   gc_add_root(g_ex, sizeof(Exchange));
 
-  std::vector<std::thread> ths;
-  for (int i = 0; i < nthreads; i++) ths.emplace_back(worker_main, seed + uint64_t(i) * 7919);
   std::thread churn;
   if (g_churn) churn = std::thread(churn_main, seed ^ 0xc0ffee);
-
-  // The main thread forces cycles now and then, on top of the heap-triggered ones.
-  Rng r(seed ^ 0xabc);
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   uint64_t forced = 0;
-  while (std::chrono::steady_clock::now() < end) {
+  if (g_fibers > 0) {
+    // Fibers mode: the workers are fibers on the scheduler's threads; the main fiber
+    // forces the cycles.
+    g_seed = seed;
+    g_seconds = seconds;
+    if (gc_run(fibers_main, &forced) != 0) {
+      fprintf(stderr, "TORTURE FAILURE: gc_run failed\n");
+      return 1;
+    }
+  } else {
+    std::vector<std::thread> ths;
+    for (int i = 0; i < nthreads; i++) ths.emplace_back(worker_main, seed + uint64_t(i) * 7919);
+    // The main thread forces cycles now and then, on top of the heap-triggered ones.
+    Rng r(seed ^ 0xabc);
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      gc_blocking_begin();
+      usleep(2000 + r.below(20000));
+      gc_blocking_end();
+      gc_collect();
+      forced++;
+    }
+    g_stop.store(true);
     gc_blocking_begin();
-    usleep(2000 + r.below(20000));
+    for (auto& t : ths) t.join();
     gc_blocking_end();
-    gc_collect();
-    forced++;
   }
   g_stop.store(true);
   gc_blocking_begin();
-  for (auto& t : ths) t.join();
   if (churn.joinable()) churn.join();
   gc_blocking_end();
   gc_collect();
