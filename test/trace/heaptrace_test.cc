@@ -292,10 +292,12 @@ TEST_CASE("allocations are sampled about once per 512 KiB with their type name a
   // The weights estimate the allocated bytes.
   CHECK(double(weight_sum) > 0.5 * double(allocated));
   CHECK(double(weight_sum) < 2.0 * double(allocated));
-  // Every kind of allocation of the workload shows up under its name.
+  // The workload's big allocators show up under their names (TraceRecord, 3% of the
+  // bytes, may draw no sample); pointer-free payloads have no type.
   CHECK(bytes_by_type.count("TraceNode") == 1);
-  CHECK(bytes_by_type.count("TraceRecord") + bytes_by_type.count("<noscan>") >= 1);
   CHECK(bytes_by_type.count("TraceTable") == 1);
+  CHECK(bytes_by_type.count("<untyped>") == 1);
+  CHECK(bytes_by_type.size() <= 4);
   for (auto& [name, bytes] : bytes_by_type) CHECK(!name.empty());
 }
 

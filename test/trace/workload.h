@@ -60,9 +60,9 @@ struct WorkloadResult {
   int forced_cycles = 0;         // gc_collect calls
 };
 
-// Allocates about `mib` MiB. The live set peaks near mib/8 MiB.
+// Allocates about `mib` MiB. The live set peaks near mib/16 MiB.
 inline WorkloadResult run_workload(size_t mib, uint32_t seed = 1) {
-  constexpr int kSlots = 256;
+  constexpr int kSlots = 1024;
   static void* slots[kSlots];  // a registered root: plain stores are allowed
   static bool rooted = false;
   if (!rooted) {
@@ -76,9 +76,9 @@ inline WorkloadResult run_workload(size_t mib, uint32_t seed = 1) {
   const int tree_depth = 9;  // 1023 nodes, 32 KiB
   const uint64_t tree_bytes = 1023 * 32;
   auto live_target = [&](uint64_t done) {
-    // Grows to 1/8 of the total over the first half, then shrinks to a quarter of that.
+    // Grows to 1/16 of the total over the first half, then shrinks to a quarter of that.
     double f = double(done) / double(total);
-    double peak = double(total) / 8;
+    double peak = double(total) / 16;
     return uint64_t(f < 0.5 ? peak * (f / 0.5) : peak * (1 - 0.75 * (f - 0.5) / 0.5));
   };
   uint64_t done = 0;
