@@ -436,7 +436,8 @@ def main():
     t_start = time.monotonic()
     buildtype = "(not built)"
     if not a.no_build:
-        buildtype = build(build_dir, sorted({b.program for b in blist}))
+        # perf_gcbench is always built: it probes whether this build has bdwgc.
+        buildtype = build(build_dir, sorted({b.program for b in blist} | {"gcbench"}))
     os.makedirs(out, exist_ok=True)
 
     notes = []
@@ -472,6 +473,8 @@ def main():
             for impl in impls:
                 r = run_one(b, impl, rep, mode, build_dir, gobench, out, a.procs)
                 runs.append(r)
+                with open(os.path.join(out, "runs.jsonl"), "a") as f:  # survives an interrupted run
+                    f.write(json.dumps(r) + "\n")
                 first = r["results"][0] if r["results"] else {}
                 pk = primary_of(first) if first else "time_s"
                 log(f"[rep {rep + 1}/{reps}] {b.key:<16} {impl:<20} {r['status']:<8} "
