@@ -169,12 +169,14 @@ extern "C" void* gc_alloc_noscan(size_t size) {
 
 extern "C" void* gc_base(const void* p) {
   ObjRef r;
+  if (!collector_initialized()) return nullptr;  // no heap yet: no page map to read
   if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return nullptr;
   return reinterpret_cast<void*>(r.span->object_base(r.idx));
 }
 
 extern "C" size_t gc_size(const void* p) {
   ObjRef r;
+  if (!collector_initialized()) return 0;  // no heap yet: no page map to read
   if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return 0;
   return r.span->elemsize;
 }
