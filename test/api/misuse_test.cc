@@ -1,0 +1,340 @@
+// Misuse of the public API on a running heap (docs/misuse.md): each bad call returns its
+// documented error value or is ignored with a message, and a live structure built before
+// the misuse is intact afterwards.
+#include <catch2/catch.hpp>
+
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "tricolor/fiber.h"
+#include "tricolor/gc.h"
+
+namespace {
+
+struct Cell {
+  Cell* next;
+  uint64_t value;
+};
+
+const gc_type* cell_type() {
+  static const gc_type* t = [] {
+    size_t offs[] = {offsetof(Cell, next)};
+    return gc_type_new("Cell", sizeof(Cell), offs, 1);
+  }();
+  return t;
+}
+
+// A list of 2000 cells held by a registered root: built once, checked after each case.
+Cell* g_list_root[1];
+
+void ensure_heap() {
+  static bool once = [] {
+    REQUIRE(gc_init(nullptr) == 0);
+    gc_add_root(g_list_root, sizeof g_list_root);
+    for (uint64_t i = 0; i < 2000; i++) {
+      auto* c = static_cast<Cell*>(gc_alloc(sizeof(Cell), cell_type()));
+      REQUIRE(c);
+      gc_write_ptr(&c->next, g_list_root[0]);
+      c->value = i * 7 + 1;
+      g_list_root[0] = c;
+    }
+    return true;
+  }();
+  (void)once;
+}
+
+// The live structure is intact: nothing live was lost to the misuse.
+void check_live_list() {
+  gc_collect();
+  uint64_t i = 2000;
+  for (Cell* c = g_list_root[0]; c; c = c->next) {
+    --i;
+    REQUIRE(gc_base(c) == c);
+    REQUIRE(c->value == i * 7 + 1);
+  }
+  REQUIRE(i == 0);
+}
+
+template <class F>
+void on_thread(F&& f) {
+  std::thread th(f);
+  gc_blocking_begin();
+  th.join();
+  gc_blocking_end();
+}
+
+size_t g_oom_request = 0;
+int g_oom_calls = 0;
+void count_oom(size_t n) {
+  g_oom_request = n;
+  g_oom_calls++;
+}
+
+void noop_fiber(void*) {}
+
+}  // namespace
+
+TEST_CASE("gc_alloc of size 0 returns distinct minimum-size objects", "[api][misuse]") {
+  ensure_heap();
+  void* a = gc_alloc(0, nullptr);
+  void* b = gc_alloc(0, nullptr);
+  void* c = gc_alloc_noscan(0);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(c);
+  REQUIRE(a != b);
+  REQUIRE(gc_size(a) >= 8);
+  REQUIRE(gc_base(c) == c);
+  check_live_list();
+}
+
+TEST_CASE("absurd sizes return NULL with a message and no OOM handler call", "[api][misuse]") {
+  ensure_heap();
+  gc_set_oom_handler(count_oom);
+  g_oom_calls = 0;
+  for (size_t size : {SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2, size_t{1} << 47}) {
+    CHECK(gc_alloc(size, nullptr) == nullptr);
+    CHECK(gc_alloc(size, cell_type()) == nullptr);
+    CHECK(gc_alloc_noscan(size) == nullptr);
+  }
+  CHECK(g_oom_calls == 0);
+  gc_set_oom_handler(nullptr);
+  check_live_list();
+}
+
+TEST_CASE("a size the memory limit cannot hold calls the OOM handler and returns NULL",
+          "[api][misuse]") {
+  ensure_heap();
+  gc_set_oom_handler(count_oom);
+  g_oom_calls = 0;
+  size_t old = gc_set_memory_limit(1);  // one byte: no new span fits
+  CHECK(gc_alloc_noscan(1 << 20) == nullptr);
+  CHECK(g_oom_calls == 1);
+  CHECK(g_oom_request == size_t{1} << 20);
+  gc_set_memory_limit(old);
+  CHECK(gc_alloc_noscan(1 << 20) != nullptr);
+  CHECK(gc_set_oom_handler(nullptr) == count_oom);
+  check_live_list();
+}
+
+TEST_CASE("gc_type_new rejects bad layouts with NULL", "[api][misuse]") {
+  ensure_heap();
+  size_t good[] = {0, 8};
+  size_t misaligned[] = {4};
+  size_t outside[] = {16};
+  CHECK(gc_type_new("zero", 0, nullptr, 0) == nullptr);
+  CHECK(gc_type_new("null offsets", 16, nullptr, 2) == nullptr);
+  CHECK(gc_type_new("misaligned", 16, misaligned, 1) == nullptr);
+  CHECK(gc_type_new("outside", 16, outside, 1) == nullptr);
+  CHECK(gc_type_new("odd size", 12, good, 1) == nullptr);
+  CHECK(gc_type_new("huge", SIZE_MAX, good, 1) == nullptr);
+  const gc_type* unnamed = gc_type_new(nullptr, 16, good, 2);
+  REQUIRE(unnamed != nullptr);
+  CHECK(strlen(gc_type_name(unnamed)) > 0);
+  CHECK(gc_type_name(nullptr) != nullptr);
+  // A type with no pointer is a noscan type; an object smaller than its type is scanned
+  // only within the object.
+  const gc_type* flat = gc_type_new("flat", 24, nullptr, 0);
+  REQUIRE(flat);
+  CHECK(gc_alloc(24, flat) != nullptr);
+  const gc_type* big = gc_type_new("big", 4096, good, 2);
+  REQUIRE(big);
+  CHECK(gc_alloc(16, big) != nullptr);
+  check_live_list();
+}
+
+TEST_CASE("gc_base and gc_size of pointers outside the heap are NULL and 0", "[api][misuse]") {
+  ensure_heap();
+  int local = 0;
+  void* m = malloc(64);
+  const void* odd[] = {nullptr, &local, m, reinterpret_cast<void*>(1),
+                       reinterpret_cast<void*>(4095), reinterpret_cast<void*>(UINTPTR_MAX),
+                       reinterpret_cast<void*>(uintptr_t{1} << 47), reinterpret_cast<void*>(&check_live_list)};
+  for (const void* p : odd) {
+    CHECK(gc_base(p) == nullptr);
+    CHECK(gc_size(p) == 0);
+  }
+  free(m);
+  // One past the end of an object belongs to the next slot or to nothing, never to it.
+  void* a = gc_alloc_noscan(4096);
+  REQUIRE(a);
+  CHECK(gc_base(static_cast<char*>(a) + 4095) == a);
+  CHECK(gc_base(static_cast<char*>(a) + gc_size(a)) != a);
+  check_live_list();
+}
+
+TEST_CASE("gc_write_ptr into a slot outside the heap is a plain store", "[api][misuse]") {
+  ensure_heap();
+  void* outside_slot = nullptr;
+  void** malloc_slot = static_cast<void**>(malloc(sizeof(void*)));
+  *malloc_slot = nullptr;
+  void* obj = gc_alloc(32, nullptr);
+  gc_write_ptr(&outside_slot, obj);
+  gc_write_ptr(malloc_slot, obj);
+  CHECK(outside_slot == obj);
+  CHECK(*malloc_slot == obj);
+  // The same while the barrier is on: a collection runs on another thread meanwhile.
+  std::atomic<bool> stop{false};
+  std::thread collector([&] {
+    while (!stop.load()) gc_collect();  // an unattached thread may call gc_collect
+  });
+  for (int i = 0; i < 200000; i++) {
+    void* v = (i & 1) ? obj : nullptr;
+    gc_write_ptr(&outside_slot, v);
+    gc_write_ptr(malloc_slot, v);
+    CHECK((outside_slot == v && *malloc_slot == v));
+    if (i % 1000 == 0) gc_safepoint();
+  }
+  stop.store(true);
+  gc_blocking_begin();
+  collector.join();
+  gc_blocking_end();
+  free(malloc_slot);
+  check_live_list();
+}
+
+TEST_CASE("roots: NULL, empty and unknown ranges are ignored with a message", "[api][misuse]") {
+  ensure_heap();
+  static void* area[4];
+  gc_add_root(nullptr, 64);
+  gc_add_root(area, 0);
+  gc_remove_root(nullptr);
+  gc_remove_root(area);          // never added
+  gc_remove_root(g_list_root + 1);  // inside a registered root, not its start
+  // Registered twice, removed twice: the second removal finds the second registration.
+  gc_add_root(area, sizeof area);
+  gc_add_root(area, sizeof area);
+  gc_remove_root(area);
+  gc_remove_root(area);
+  gc_remove_root(area);          // now unknown
+  check_live_list();             // the list's own root is still registered
+}
+
+TEST_CASE("an unattached thread gets NULL from the allocator and no-ops elsewhere",
+          "[api][misuse]") {
+  ensure_heap();
+  void* results[4] = {reinterpret_cast<void*>(1), reinterpret_cast<void*>(1)};
+  void* slot = nullptr;
+  void* obj = gc_alloc(16, nullptr);
+  on_thread([&] {
+    results[0] = gc_alloc(16, nullptr);
+    results[1] = gc_alloc_noscan(8);
+    gc_safepoint();
+    gc_blocking_begin();
+    gc_blocking_end();
+    gc_thread_detach();         // message: not attached
+    gc_write_ptr(&slot, obj);   // a store; shades through the collector if marking
+  });
+  CHECK(results[0] == nullptr);
+  CHECK(results[1] == nullptr);
+  CHECK(slot == obj);
+  check_live_list();
+}
+
+TEST_CASE("attach twice is one attachment; detach twice is a message", "[api][misuse]") {
+  ensure_heap();
+  int rc1 = -2, rc2 = -2;
+  void* after = reinterpret_cast<void*>(1);
+  on_thread([&] {
+    rc1 = gc_thread_attach();
+    rc2 = gc_thread_attach();
+    void* p = gc_alloc(64, nullptr);
+    (void)p;
+    gc_thread_detach();
+    gc_thread_detach();         // message
+    after = gc_alloc(64, nullptr);  // unattached again: NULL
+  });
+  CHECK(rc1 == 0);
+  CHECK(rc2 == 0);
+  CHECK(after == nullptr);
+  check_live_list();
+}
+
+TEST_CASE("gc_blocking_end without gc_blocking_begin is a message", "[api][misuse]") {
+  ensure_heap();
+  gc_blocking_end();
+  gc_blocking_end();
+  // Nested regions still pair up afterwards.
+  gc_blocking_begin();
+  gc_blocking_begin();
+  gc_blocking_end();
+  gc_blocking_end();
+  CHECK(gc_alloc(32, nullptr) != nullptr);
+  check_live_list();
+}
+
+TEST_CASE("control calls accept any value", "[api][misuse]") {
+  ensure_heap();
+  int old = gc_set_percent(-12345);
+  CHECK(gc_set_percent(INT_MAX) == -1);  // every negative value means off
+  CHECK(gc_set_percent(0) == INT_MAX);
+  for (int i = 0; i < 1000; i++) CHECK(gc_alloc(256, nullptr) != nullptr);  // GOGC 0
+  CHECK(gc_set_percent(INT_MIN) == 0);
+  gc_set_percent(old);
+  size_t lim = gc_set_memory_limit(SIZE_MAX);
+  CHECK(gc_alloc(1 << 16, nullptr) != nullptr);
+  CHECK(gc_set_memory_limit(lim) == SIZE_MAX);
+  gc_read_stats(nullptr);
+  CHECK(gc_read_class_stats(nullptr, 100) > 0);
+  gc_class_stats cs[2];
+  CHECK(gc_read_class_stats(cs, -5) > 0);
+  CHECK(gc_read_class_stats(cs, 2) > 0);
+  gc_options_default(nullptr);
+  CHECK(gc_init(nullptr) == -1);  // already running
+  gc_free_os_memory();
+  check_live_list();
+}
+
+TEST_CASE("fiber calls outside gc_run fail cleanly", "[api][misuse]") {
+  ensure_heap();
+  CHECK(gc_go(noop_fiber, nullptr) == nullptr);
+  CHECK(gc_run(nullptr, nullptr) == -1);
+  CHECK(gc_fiber_self() == nullptr);
+  check_live_list();
+}
+
+TEST_CASE("malformed environment values are reported and the defaults used", "[api][misuse]") {
+  struct Case {
+    const char* var;
+    const char* value;
+  };
+  const Case bad[] = {
+      {"TRICOLOR_GOGC", "abc"},       {"TRICOLOR_GOGC", "100x"},     {"TRICOLOR_GOGC", ""},
+      {"TRICOLOR_GOGC", "-5"},        {"TRICOLOR_GOGC", "99999999999999999999"},
+      {"TRICOLOR_MEMLIMIT", "12XB"},  {"TRICOLOR_MEMLIMIT", "-1"},   {"TRICOLOR_MEMLIMIT", "nan"},
+      {"TRICOLOR_MEMLIMIT", "1e400"}, {"TRICOLOR_MEMLIMIT", "MiB"},  {"TRICOLOR_MEMLIMIT", "1e30GiB"},
+      {"TRICOLOR_PROCS", "0"},        {"TRICOLOR_PROCS", "-3"},      {"TRICOLOR_PROCS", "100000"},
+      {"TRICOLOR_PROCS", "two"},      {"TRICOLOR_GCTRACE", "2"},     {"TRICOLOR_GCTRACE", "yes"},
+      {"TRICOLOR_HEAPTRACE", ""},
+  };
+  gc_options def;
+  for (const char* v : {"TRICOLOR_GOGC", "TRICOLOR_MEMLIMIT", "TRICOLOR_PROCS", "TRICOLOR_GCTRACE",
+                        "TRICOLOR_HEAPTRACE"})
+    unsetenv(v);
+  gc_options_default(&def);
+  for (const Case& c : bad) {
+    INFO(c.var << "=\"" << c.value << "\"");
+    setenv(c.var, c.value, 1);
+    gc_options o;
+    memset(&o, 0x5a, sizeof o);
+    gc_options_default(&o);
+    unsetenv(c.var);
+    CHECK(o.gc_percent == def.gc_percent);
+    CHECK(o.memory_limit == def.memory_limit);
+    CHECK(o.procs == def.procs);
+    CHECK(o.gctrace == def.gctrace);
+    CHECK(o.heap_trace == def.heap_trace);
+  }
+  // Well-formed values still work.
+  setenv("TRICOLOR_GOGC", "off", 1);
+  setenv("TRICOLOR_MEMLIMIT", "1.5GiB", 1);
+  gc_options o;
+  gc_options_default(&o);
+  unsetenv("TRICOLOR_GOGC");
+  unsetenv("TRICOLOR_MEMLIMIT");
+  CHECK(o.gc_percent < 0);
+  CHECK(o.memory_limit == size_t{3} << 29);
+}
