@@ -116,11 +116,16 @@ bool find_object(uintptr_t p, ObjRef* out) {
 }
 
 void grey_pointer(uintptr_t p, GcWork& w) {
-  ObjRef r;
-  if (!find_object(p, &r)) return;
-  if (!r.span->try_mark(r.idx)) return;
-  w.bytes_marked += r.span->elemsize;
-  if (!r.span->noscan()) w.put(r.span->object_base(r.idx));
+  mspan* s = mheap::span_of(p);
+  if (!s || s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
+  if (p < s->start || p >= s->limit) return;
+  uint32_t idx = s->object_index(p);
+  // A marked slot is an allocated object (INV-MARK-2, sweeping clears the bits), so the
+  // common repeat visit ends here without the free-slot test (INV-SPAN-3).
+  if (s->mark_bit(idx) || s->is_free(idx)) return;
+  if (!s->try_mark(idx)) return;
+  w.bytes_marked += s->elemsize;
+  if (!s->noscan()) w.put(s->object_base(idx));
 }
 
 void mark_new_object(mspan* s, uint32_t idx) {
