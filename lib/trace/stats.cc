@@ -55,9 +55,18 @@ extern "C" void gc_read_stats(gc_stats* s) {
   s->stacks = stacks_live();
 }
 
-// Reads counters of spans other threads allocate from: racy by design (a statistic), so
-// not instrumented by TSan.
-__attribute__((no_sanitize("thread")))
+namespace {
+// Reads the counters of a span another thread may be allocating from: racy by design (a
+// statistic, exact once the span is back in its mcentral), so not instrumented by TSan.
+__attribute__((no_sanitize("thread"))) void count_span(gc_class_stats* all, const mspan* s) {
+  gc_class_stats& e = all[s->size_class()];
+  uint32_t n = s->alloc_count;
+  e.spans++;
+  e.objects += n;
+  e.bytes_free += uint64_t(s->nelems - std::min(n, s->nelems)) * s->elemsize;
+}
+}  // namespace
+
 extern "C" int gc_read_class_stats(gc_class_stats* out, int max) {
   gc_class_stats all[kNumSizeClasses];
   memset(all, 0, sizeof all);
@@ -67,13 +76,7 @@ extern "C" int gc_read_class_stats(gc_class_stats* out, int max) {
     all[c].mallocs = alloc_counters().class_mallocs[c].load(std::memory_order_relaxed);
     all[c].frees = alloc_counters().class_frees[c].load(std::memory_order_relaxed);
   }
-  heap().for_each_span([&](mspan* s) {
-    gc_class_stats& e = all[s->size_class()];
-    uint32_t n = s->alloc_count;
-    e.spans++;
-    e.objects += n;
-    e.bytes_free += uint64_t(s->nelems - std::min(n, s->nelems)) * s->elemsize;
-  });
+  heap().for_each_span([&](mspan* s) { count_span(all, s); });
   if (out)
     for (int c = 0; c < std::min(max, kNumSizeClasses); c++) out[c] = all[c];
   return kNumSizeClasses;
