@@ -1102,6 +1102,9 @@ gc_fiber* gc_go(gc_fiber_fn fn, void* arg) {
 }
 
 void gc_yield(void) {
+  // Scheduling points are safepoints (as Go's schedule is): fibers that only switch must
+  // not hold up a stop of the world or a stack scan.
+  gc_safepoint();
   M* m = fiber_m();
   if (!m) {
     std::this_thread::yield();
@@ -1130,6 +1133,7 @@ void gc_join(gc_fiber* f) {
               "returns)", static_cast<void*>(f));
     return;
   }
+  gc_safepoint();
   M* m = current_m();
   if (m && m->curg == g) {
     log_error("gc_join: a fiber cannot join itself");
@@ -1170,6 +1174,7 @@ void gc_join(gc_fiber* f) {
 }
 
 void gc_sleep(uint64_t ns) {
+  gc_safepoint();
   M* m = fiber_m();
   if (!m) {
     thread_sleep(ns);

@@ -276,10 +276,18 @@ TEST_CASE("hundreds of fibers mutate cyclic graphs through back-to-back cycles",
     }
     gc_thread_detach();
   });
+  std::atomic<bool> mutators_done{false};
   int rc = run_fibers(0, [&] {
     std::vector<gc_fiber*> fs;
     for (auto& c : cs) fs.push_back(gc_go(graph_fiber, &c));
+    // Cycles back to back while the graphs change, whatever the pacer would do.
+    gc_fiber* collector = gc_go([](void* a) {
+      auto* done = static_cast<std::atomic<bool>*>(a);
+      for (int i = 0; i < 3 || !done->load(); i++) gc_collect();
+    }, &mutators_done);
     for (gc_fiber* f : fs) gc_join(f);
+    mutators_done = true;
+    gc_join(collector);
   });
   stop = true;
   gc_blocking_begin();
