@@ -666,6 +666,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "TORTURE FAILURE: only %u GC cycles ran\n", s.num_gc);
     return 1;
   }
+  gc_shutdown();  // joins the collector's threads; the heap goes
   printf("threads torture: OK\n");
   return 0;
 }
