@@ -3,7 +3,7 @@
 // a crash, never memory past the limit), every object they keep must stay intact, and
 // once they let go of their objects the same threads must be able to fill the heap again.
 //
-//   limits [ROUNDS]   (default 3 fill/release rounds)
+//   torture_limits [ROUNDS]   (default 3 fill/release rounds)
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
