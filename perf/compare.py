@@ -35,16 +35,17 @@ NATIVE = ["tricolor", "bdwgc", "malloc", "mimalloc"]
 ALL_IMPLS = NATIVE + ["go"]
 
 # Fields of a RESULT line that are figures of the run (the rest are labels).
-LABELS = {"name", "impl"}
+LABELS = {"name", "impl", "unit"}
 # The headline figure of a result: the first of these that it carries.
-PRIMARY = ["ns_per_obj", "ns_per_store", "time_s"]
+PRIMARY = ["ns_per_obj", "ns_per_store", "time_s", "value"]
 
 
 class Bench:
     """One benchmark: a program, its arguments per mode, the impls it runs on."""
 
     def __init__(self, key, program, args, impls, ratio="subject_over_peer", subject="tricolor",
-                 env=None, go_name=None, timeout=None, note="", gc_columns=True):
+                 env=None, go_name=None, timeout=None, note="", gc_columns=True,
+                 plain_output=False, pass_impl=True):
         self.key = key
         self.program = program        # perf/<program>.cc -> <build>/perf/perf_<program>
         self.args = args              # {"quick": [...], "full": [...]}
@@ -56,6 +57,8 @@ class Bench:
         self.timeout = timeout or {"quick": 300, "full": 3600}
         self.note = note
         self.gc_columns = gc_columns  # False: the run's GC figures do not describe the result
+        self.plain_output = plain_output  # `name value unit` lines instead of RESULT lines
+        self.pass_impl = pass_impl        # the program takes --impl=
 
 
 def benches(have_fibers):
@@ -84,7 +87,8 @@ def benches(have_fibers):
     ]
     if have_fibers:
         b.append(Bench("fibers", "fibers", {"quick": ["--quick"], "full": []}, ["tricolor"],
-                       note="fiber spawn and switch"))
+                       gc_columns=False, plain_output=True, pass_impl=False,
+                       note="fiber switch and spawn, binary-trees over fibers vs threads (value: see unit)"))
     return b
 
 
@@ -137,6 +141,21 @@ def build_go(go, out):
 
 # ---- Running -----------------------------------------------------------------------
 
+def parse_plain(stdout, prefix):
+    """`name value unit` lines (perf/fibers.cc) as results named <prefix>/<name>."""
+    results = []
+    for line in stdout.splitlines():
+        tok = line.split()
+        if len(tok) != 3:
+            continue
+        try:
+            v = float(tok[1])
+        except ValueError:
+            continue
+        results.append({"name": f"{prefix}/{tok[0]}[{tok[2]}]", "value": v, "unit": tok[2]})
+    return results
+
+
 def parse_results(stdout):
     results = []
     for line in stdout.splitlines():
@@ -172,7 +191,8 @@ def run_one(bench, impl, rep, mode, build_dir, gobench, out, procs):
         cmd = [gobench, bench.go_name] + args
     else:
         base = impl.split("+")[0]
-        cmd = [os.path.join(build_dir, "perf", "perf_" + bench.program), f"--impl={base}"] + args
+        cmd = [os.path.join(build_dir, "perf", "perf_" + bench.program)]
+        cmd += ([f"--impl={base}"] if bench.pass_impl else []) + args
     load = loadavg()
     t0 = time.monotonic()
     status, stdout, stderr = "ok", "", ""
@@ -187,6 +207,8 @@ def run_one(bench, impl, rep, mode, build_dir, gobench, out, procs):
         stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
     results = parse_results(stdout)
+    if not results and bench.plain_output:
+        results = parse_plain(stdout, bench.key)
     if status == "ok" and not results:
         status = "no RESULT line"
     for r in results:
@@ -221,7 +243,7 @@ def medians(runs):
         out[key] = {}
         for impl, fields in impls.items():
             m = {k: statistics.median(v) for k, v in fields.items()}
-            m["n"] = len(fields.get("time_s", []))
+            m["n"] = max(len(v) for v in fields.values())
             m["spread"] = {k: [min(v), max(v)] for k, v in fields.items()}
             out[key][impl] = m
     return out
