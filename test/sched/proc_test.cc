@@ -23,7 +23,7 @@ void count_up(void* a) { static_cast<std::atomic<int>*>(a)->fetch_add(1, std::me
 
 TEST_CASE("100k fibers (fewer under sanitizers) are spawned and joined and their stacks reused", "[sched][proc]") {
   const int total = scaled(100000);  // TSan makes each fiber switch ~100x dearer
-  const int wave = 5000;  // alive at once: two kernel mappings per stack (os/stack.h)
+  const int wave = 2500;  // divides both totals; alive at once: two kernel mappings per stack (os/stack.h)
   std::atomic<int> ran{0};
   int joined = 0, failed_spawns = 0;
   uint64_t stacks_before = 0, stacks_after = 0;
