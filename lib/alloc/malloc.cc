@@ -50,6 +50,7 @@ inline void publish(mspan* s, uint32_t idx) {
   mspan* s = t->cache.alloc[sc];
   *idx = s->next_free_index();  // the span may still have free slots past its cache
   if (*idx >= 0) return s;
+  ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
   alloc_slow_hook(t, size_t(kClassToNPages[span_class_size(sc)]) * kPageSize);
   s = t->cache.refill(sc);
   if (!s) {
@@ -86,6 +87,7 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
 
 [[gnu::noinline]] void* alloc_large(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   size_t npages = (size + kPageSize - 1) / kPageSize;
+  ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
   alloc_slow_hook(t, npages * kPageSize);
   SpanClass sc = make_span_class(0, noscan);
   bool needzero = false;

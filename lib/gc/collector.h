@@ -89,6 +89,8 @@ struct CollectorStats {
 CollectorStats& collector_stats();
 Pacer pacer_snapshot();
 int configured_procs();
+// gc_options.fiber_stack_size (bytes of address space per fiber stack).
+size_t configured_fiber_stack_size();
 // Verifier control for tests: run the heap verifier after every mark termination.
 void set_verify_each_cycle(bool on);
 uint64_t verify_failures();

@@ -43,11 +43,24 @@ struct ThreadState {
   // registers spilled by park_for_stw: what the thread holds then lies in [stop_sp, hi)
   // (read by the check-mark mode, lib/gc/checkmark.cc, with the world stopped).
   uintptr_t stop_sp = 0;
+  // > 0 while the allocator holds this ThreadState (its mcache) across a safepoint or a
+  // blocking region (Go's m.locks): a fiber running here must not resume on another
+  // thread meanwhile, so the scheduler neither preempts nor requeues it (lib/sched).
+  int locks = 0;
   int64_t assist_bytes = 0;      // allocation since the last assist, during marking
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
   ThreadState* prev = nullptr;
   char name[40] = {};
+};
+
+// Pins the calling fiber to its thread while in scope (ThreadState::locks).
+struct ThreadPin {
+  ThreadState* t;
+  explicit ThreadPin(ThreadState* ts) : t(ts) { t->locks++; }
+  ~ThreadPin() { t->locks--; }
+  ThreadPin(const ThreadPin&) = delete;
+  ThreadPin& operator=(const ThreadPin&) = delete;
 };
 
 // The calling thread's state, or nullptr if it is not attached. initial-exec TLS: one
