@@ -94,6 +94,10 @@ void mcentral::uncache_span(mspan* s) {
 }
 
 bool mcentral::sweep_one() {
+  // Nothing to sweep: leave without joining the active sweepers, so that sweep_done and
+  // finish_sweep (sweep termination, world stopped) need not wait for a sweeper that only
+  // looked (and may be descheduled while it looks).
+  if (!has_unswept()) return false;
   SweepActive active;
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* u;

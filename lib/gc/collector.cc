@@ -35,6 +35,7 @@ namespace {
 constexpr uint64_t kDefaultForcePeriodNs = 120ull * 1000000000ull;  // Go's forcegcperiod
 constexpr uint64_t kDefaultScavengeDelayNs = 300ull * 1000000000ull;  // 5 minutes
 constexpr int kTriggerWaitMs = 10;  // longest wait of an allocation for its cycle to start
+constexpr int64_t kAssistSlice = 64 << 10;  // scan work an assist does between safepoints
 
 std::atomic<bool> g_initialized{false};
 gc_options g_opts;
@@ -175,7 +176,7 @@ void mark_worker_loop() {
         break;
       }
       GcWork w;
-      int64_t n = drain(w, 256 << 10);
+      int64_t n = drain(w, kAssistSlice);  // short slices: the stop request is checked between them
       w.dispose();
       ms.busy.fetch_sub(1, std::memory_order_seq_cst);
       if (n > 0) {
@@ -556,12 +557,24 @@ void assist(int64_t debt) {
   uint64_t c0 = thread_cpu_ns();
   debt -= claim_credit(debt);
   while (debt > 0 && g_phase.load(std::memory_order_acquire) == Phase::kMark) {
+    // In slices of kAssistSlice units, with a safepoint between them: a stop of the world
+    // waits for one slice at most, never for a whole debt (which can be the heap).
     ms.busy.fetch_add(1, std::memory_order_seq_cst);
+    if (world_stopped()) {  // Dekker with try_finish_mark, as the workers do
+      ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+      gc_safepoint();
+      continue;
+    }
     GcWork w;
-    debt -= drain(w, std::max<int64_t>(debt, 64 << 10));
+    int64_t done = drain(w, std::min<int64_t>(debt, kAssistSlice));
     w.dispose();
     ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    debt -= done;
     if (debt <= 0) break;
+    if (done > 0) {
+      gc_safepoint();
+      continue;
+    }
     debt -= claim_credit(debt);
     if (debt <= 0 || g_test_hold.load(std::memory_order_acquire)) break;
     g_cv.notify_all();  // the controller may be waiting to terminate the mark
