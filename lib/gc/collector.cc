@@ -72,7 +72,7 @@ void publish_trigger() { g_trigger.store(g_pacer.trigger, std::memory_order_rela
 // Heap-allocated: a program may exit without gc_shutdown, and a joinable std::thread
 // destroyed at exit would terminate it.
 std::thread* g_controller = nullptr;
-std::vector<std::thread*> g_workers;
+std::vector<std::thread*>& g_workers = *new std::vector<std::thread*>;  // leaked: threads run until exit
 std::mutex g_worker_mu;
 std::condition_variable& g_worker_cv = *new std::condition_variable;  // leaked: waited on at exit — workers wait here for a mark phase
 std::atomic<uint64_t> g_mark_start_ns{0};
