@@ -45,7 +45,7 @@ class Bench:
 
     def __init__(self, key, program, args, impls, ratio="subject_over_peer", subject="tricolor",
                  env=None, go_name=None, timeout=None, note="", gc_columns=True,
-                 plain_output=False, pass_impl=True):
+                 plain_output=False, pass_impl=True, command=None):
         self.key = key
         self.program = program        # perf/<program>.cc -> <build>/perf/perf_<program>
         self.args = args              # {"quick": [...], "full": [...]}
@@ -59,6 +59,7 @@ class Bench:
         self.gc_columns = gc_columns  # False: the run's GC figures do not describe the result
         self.plain_output = plain_output  # `name value unit` lines instead of RESULT lines
         self.pass_impl = pass_impl        # the program takes --impl=
+        self.command = command            # impl -> (ninja target, path in the build dir)
 
 
 def benches(have_fibers):
@@ -85,6 +86,15 @@ def benches(have_fibers):
                    "tricolor+heaptrace": {"TRICOLOR_HEAPTRACE": "{out}/heaptrace-{rep}.jsonl"}},
               note="binary-trees with tracing on vs off; ratios are traced / plain"),
     ]
+    b.append(Bench("scheme_binary_trees", "scheme",
+                   {"quick": [os.path.join(ROOT, "tools/scheme/examples/binary-trees.scm"), "14"],
+                    "full": [os.path.join(ROOT, "tools/scheme/examples/binary-trees.scm"), "18"]},
+                   ["tricolor", "bdwgc"], pass_impl=False,
+                   command={"tricolor": "tools/scheme/scheme", "bdwgc": "tools/scheme/scheme-bdwgc"},
+                   env={"tricolor": {"SCHEME_RESULT": "scheme_binary_trees"},
+                        "bdwgc": {"SCHEME_RESULT": "scheme_binary_trees"}},
+                   note="the example Scheme interpreter (tools/scheme) running binary-trees, "
+                        "built on tricolor and on bdwgc"))
     if have_fibers:
         b.append(Bench("fibers", "fibers", {"quick": ["--quick"], "full": []}, ["tricolor"],
                        gc_columns=False, plain_output=True, pass_impl=False,
@@ -117,7 +127,9 @@ def build(build_dir, programs):
         log(f"warning: {build_dir} has buildtype={buildtype}; figures are meant for release "
             f"(meson configure {build_dir} --buildtype=release)")
     # Only the perf targets: the rest of the tree need not build for a comparison.
-    targets = [f"perf/perf_{p}" for p in programs]
+    targets = [f"perf/perf_{p}" for p in programs if p != "scheme"]
+    if "scheme" in programs:
+        targets += ["tools/scheme/scheme", "tools/scheme/scheme-bdwgc"]
     run(["ninja", "-C", build_dir, "-j2"] + targets, cwd=ROOT)
     return buildtype
 
@@ -189,6 +201,8 @@ def run_one(bench, impl, rep, mode, build_dir, gobench, out, procs):
         env[k] = v.format(out=out, rep=rep)
     if impl == "go":
         cmd = [gobench, bench.go_name] + args
+    elif bench.command:
+        cmd = [os.path.join(build_dir, bench.command[impl.split("+")[0]])] + args
     else:
         base = impl.split("+")[0]
         cmd = [os.path.join(build_dir, "perf", "perf_" + bench.program)]

@@ -7,7 +7,11 @@
 //   scheme [-]              a REPL on stdin (prints each value; errors do not end it)
 //
 // See README.md for the language and for how the interpreter uses tricolor/gc.hpp.
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
 
 #include <cstdio>
 #include <cstring>
@@ -155,8 +159,45 @@ void die(const SchemeError& e) {
 
 }  // namespace scheme
 
+namespace {
+// SCHEME_RESULT=<name>: at exit, one `RESULT name=... impl=... time_s=...` line on stdout in
+// the format of perf/ (perf/compare.py times the interpreter on both heaps with it).
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+void print_result(const char* name, double t0) {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  long hwm = 0;
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (!std::strncmp(line, "VmHWM:", 6)) hwm = std::strtol(line + 6, nullptr, 10);
+    std::fclose(f);
+  }
+#if SCHEME_BDWGC
+  const char* impl = "bdwgc";
+  unsigned long cycles = GC_get_gc_no();
+  double max_pause_us = 0;
+#else
+  const char* impl = "tricolor";
+  gc_stats st;
+  gc_read_stats(&st);
+  unsigned long cycles = st.num_gc;
+  double max_pause_us = double(st.pause_max_ns) / 1e3;
+#endif
+  std::printf("RESULT name=%s impl=%s time_s=%.4f cpu_s=%.3f peak_rss_kb=%ld gc_cycles=%lu "
+              "max_pause_us=%.1f\n", name, impl, now_s() - t0, cpu, hwm, cycles, max_pause_us);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace scheme;
+  double t0 = now_s();
   Options o{nullptr};
   if (argc >= 2 && (!std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help"))) {
     std::fprintf(stderr,
@@ -180,6 +221,7 @@ int main(int argc, char** argv) {
     return l;
   }, 0, 0);
   int status = run_main(program, &o);
+  if (const char* name = std::getenv("SCHEME_RESULT")) print_result(name, t0);
   std::fflush(stdout);
   std::_Exit(status);  // no static destructors racing the collector's threads
 }
