@@ -40,6 +40,13 @@ struct AllocCounters {
   std::atomic<uint64_t> class_frees[kNumSizeClasses];
   // The pacer's heap_live: bytes marked last cycle plus span-granular allocation since.
   std::atomic<uint64_t> heap_live{0};
+  // A new heap (gc_init after gc_shutdown) starts from zero; no allocating thread exists.
+  void reset() {
+    for (auto* a : {&total_alloc, &freed_bytes, &mallocs, &frees, &tiny_allocs, &heap_live})
+      a->store(0, std::memory_order_relaxed);
+    for (auto& a : class_mallocs) a.store(0, std::memory_order_relaxed);
+    for (auto& a : class_frees) a.store(0, std::memory_order_relaxed);
+  }
 };
 AllocCounters& alloc_counters();
 

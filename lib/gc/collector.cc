@@ -876,6 +876,8 @@ int gc_init(const gc_options* o) {
     g_last_cycle_end_ns = monotonic_ns();
   }
   heap().limit_bytes.store(g_opts.memory_limit ? g_opts.memory_limit : UINT64_MAX);
+  g_stats.reset();
+  alloc_counters().reset();
   g_stats.start_ns = monotonic_ns();
   if (g_opts.heap_trace)
     heaptrace_open(g_opts.heap_trace, g_procs, g_opts.gc_percent, g_opts.memory_limit);

@@ -89,11 +89,17 @@ int main(void) {
 
   without_heap("after");
 
-  /* The heap starts again after a shutdown. */
+  /* The heap starts again after a shutdown, with statistics of its own. */
   EXPECT(gc_init(NULL) == 0);
+  gc_stats fresh;
+  gc_read_stats(&fresh);
+  EXPECT(fresh.num_gc == 0 && fresh.mallocs == 0 && fresh.total_alloc == 0 &&
+         fresh.pause_total_ns == 0);
   void* p = gc_alloc(64, NULL);
   EXPECT(p != NULL && gc_base(p) == p);
   gc_collect();
+  gc_read_stats(&fresh);
+  EXPECT(fresh.num_gc == 1 && fresh.mallocs == 1);
   gc_shutdown();
 
   if (failures) {
