@@ -12,17 +12,11 @@ using namespace tricolor::cpptest;
 using tricolor::member;
 
 namespace {
-struct Node {
-  member<Node> next;
-  long value = 0;
-  using gc_fields = tricolor::fields<&Node::next>;
-};
-
 // A list held only by the capture of a fiber's callable.
-Node* make_list(int n) {
-  Node* head = nullptr;
+ListNode* make_list(int n) {
+  ListNode* head = nullptr;
   for (int i = 0; i < n; i++) {
-    Node* x = tricolor::make<Node>();
+    ListNode* x = tricolor::make<ListNode>();
     x->value = i;
     x->next = head;
     head = x;
@@ -57,11 +51,11 @@ TEST_CASE("heap objects captured by a fiber's callable survive collections befor
   int rc = tricolor::run([&] {
     std::vector<tricolor::fiber> fs;
     for (int i = 0; i < 50; i++) {
-      Node* list = make_list(200);
+      ListNode* list = make_list(200);
       fs.push_back(tricolor::go([list, &bad] {
         tricolor::yield();
         long s = 0, n = 0;
-        for (Node* p = list; p; p = p->next) s += p->value, n++;
+        for (ListNode* p = list; p; p = p->next) s += p->value, n++;
         if (n != 200 || s != 199 * 200 / 2) bad++;
       }));
       if (i % 10 == 0) gc_collect();

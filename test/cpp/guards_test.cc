@@ -12,13 +12,6 @@
 using namespace tricolor::cpptest;
 using tricolor::member;
 
-namespace {
-struct Node {
-  member<Node> next;
-  long value = 0;
-  using gc_fields = tricolor::fields<&Node::next>;
-};
-}  // namespace
 
 TEST_CASE("a thread attached by a thread_attachment allocates and is counted as a stack",
           "[cpp][guards]") {
@@ -33,8 +26,8 @@ TEST_CASE("a thread attached by a thread_attachment allocates and is counted as 
     gc_stats s;
     gc_read_stats(&s);
     during = s.stacks;
-    Node* n = tricolor::make<Node>();
-    n->next = tricolor::make<Node>();
+    ListNode* n = tricolor::make<ListNode>();
+    n->next = tricolor::make<ListNode>();
     REQUIRE(gc_base(n->next.get()) == n->next.get());
   });
   {
@@ -82,6 +75,6 @@ TEST_CASE("a thread waiting in a blocking_region does not hold up a collection",
   gc_stats after;
   gc_read_stats(&after);
   REQUIRE(after.num_gc >= before.num_gc + 3);
-  Node* n = tricolor::make<Node>();  // the main thread runs heap code again after the regions
+  ListNode* n = tricolor::make<ListNode>();  // the main thread runs heap code again after the regions
   REQUIRE(gc_base(n) == n);
 }

@@ -13,12 +13,6 @@ using tricolor::member;
 
 namespace {
 
-struct Node {
-  member<Node> next;
-  long value = 0;
-  using gc_fields = tricolor::fields<&Node::next>;
-};
-
 struct Point {  // an aggregate: make<Point>(1, 2) uses brace initialisation
   long x, y;
 };
@@ -42,9 +36,9 @@ struct Word {
 TEST_CASE("make constructs in zeroed heap memory with constructor or aggregate arguments",
           "[cpp][make]") {
   ensure_heap();
-  Node* n = tricolor::make<Node>();
+  ListNode* n = tricolor::make<ListNode>();
   REQUIRE(gc_base(n) == n);
-  REQUIRE(gc_size(n) >= sizeof(Node));
+  REQUIRE(gc_size(n) >= sizeof(ListNode));
   REQUIRE(n->next == nullptr);
   REQUIRE(n->value == 0);
   Point* p = tricolor::make<Point>(3L, 4L);
@@ -65,7 +59,7 @@ TEST_CASE("make_noscan objects are never scanned, and additional_bytes sizes a t
   uintptr_t target_h = 0;
   on_fresh_thread([&] {
     Word* w = tricolor::make_noscan<Word>();
-    Node* target = tricolor::make<Node>();
+    ListNode* target = tricolor::make<ListNode>();
     w->w = reinterpret_cast<uintptr_t>(target);  // an address in a noscan object retains nothing
     *keep = w;
     target_h = hide(target);
@@ -83,14 +77,14 @@ TEST_CASE("make_noscan objects are never scanned, and additional_bytes sizes a t
 
 TEST_CASE("make_array of members keeps every element's target alive", "[cpp][make][array]") {
   ensure_heap();
-  auto keep = std::make_unique<tricolor::root<member<Node>>>();
+  auto keep = std::make_unique<tricolor::root<member<ListNode>>>();
   constexpr size_t kN = 5000;  // a large object: scanned in oblets
   std::vector<uintptr_t> hs;
   on_fresh_thread([&] {
-    member<Node>* a = tricolor::make_array<member<Node>>(kN);
+    member<ListNode>* a = tricolor::make_array<member<ListNode>>(kN);
     for (size_t i = 0; i < kN; i++) REQUIRE(a[i] == nullptr);
     for (size_t i = 0; i < kN; i += 7) {
-      Node* n = tricolor::make<Node>();
+      ListNode* n = tricolor::make<ListNode>();
       n->value = long(i);
       a[i] = n;
       hs.push_back(hide(n));
@@ -101,7 +95,7 @@ TEST_CASE("make_array of members keeps every element's target alive", "[cpp][mak
   for (uintptr_t h : hs) REQUIRE(!freed(h));
   size_t wrong = 0;
   on_fresh_thread([&] {  // reads node addresses: on another thread, not in this frame
-    member<Node>* a = keep->get();
+    member<ListNode>* a = keep->get();
     for (size_t i = 0; i < kN; i += 7) wrong += a[i]->value != long(i);
     for (size_t i = 0; i < kN; i++) a[i] = nullptr;
   });
@@ -113,13 +107,13 @@ TEST_CASE("make_array of members keeps every element's target alive", "[cpp][mak
 TEST_CASE("make_array of a type with gc_fields scans each element by the type's map",
           "[cpp][make][array]") {
   ensure_heap();
-  auto keep = std::make_unique<tricolor::root<Node>>();
+  auto keep = std::make_unique<tricolor::root<ListNode>>();
   std::vector<uintptr_t> traced, untraced;
   on_fresh_thread([&] {
-    Node* a = tricolor::make_array<Node>(64);
+    ListNode* a = tricolor::make_array<ListNode>(64);
     for (int i = 0; i < 64; i++) {
-      Node* t = tricolor::make<Node>();
-      Node* u = tricolor::make<Node>();
+      ListNode* t = tricolor::make<ListNode>();
+      ListNode* u = tricolor::make<ListNode>();
       a[i].next = t;
       a[i].value = static_cast<long>(reinterpret_cast<uintptr_t>(u));  // not a traced word
       traced.push_back(hide(t));
@@ -139,7 +133,7 @@ TEST_CASE("make_array of arithmetic elements is noscan, and n = 0 is a valid obj
   uintptr_t target_h = 0;
   on_fresh_thread([&] {
     uintptr_t* a = tricolor::make_array<uintptr_t>(16);
-    Node* target = tricolor::make<Node>();
+    ListNode* target = tricolor::make<ListNode>();
     for (int i = 0; i < 16; i++) {
       REQUIRE(a[i] == 0);
       a[i] = reinterpret_cast<uintptr_t>(target);
@@ -158,6 +152,6 @@ TEST_CASE("make_array of arithmetic elements is noscan, and n = 0 is a valid obj
 TEST_CASE("an impossible array size throws bad_alloc instead of returning null",
           "[cpp][make][array]") {
   ensure_heap();
-  REQUIRE_THROWS_AS(tricolor::make_array<Node>(SIZE_MAX / 8), std::bad_alloc);
+  REQUIRE_THROWS_AS(tricolor::make_array<ListNode>(SIZE_MAX / 8), std::bad_alloc);
   REQUIRE_THROWS_AS(tricolor::make_array<char>(size_t{1} << 62), std::bad_alloc);
 }

@@ -13,31 +13,25 @@ using tricolor::member;
 
 namespace {
 
-struct Node {
-  member<Node> next;
-  long value = 0;
-  using gc_fields = tricolor::fields<&Node::next>;
-};
-
-static_assert(!std::is_copy_constructible_v<tricolor::root<Node>>);
-static_assert(!std::is_copy_assignable_v<tricolor::root<Node>>);
-static_assert(std::is_nothrow_move_assignable_v<tricolor::root<Node>>);
-static_assert(std::is_move_constructible_v<tricolor::root<Node>>);
+static_assert(!std::is_copy_constructible_v<tricolor::root<ListNode>>);
+static_assert(!std::is_copy_assignable_v<tricolor::root<ListNode>>);
+static_assert(std::is_nothrow_move_assignable_v<tricolor::root<ListNode>>);
+static_assert(std::is_move_constructible_v<tricolor::root<ListNode>>);
 
 // A root in a global: registered before main, like the globals of a runtime.
-tricolor::root<Node> g_global;
+tricolor::root<ListNode> g_global;
 
 }  // namespace
 
 TEST_CASE("a root keeps its object alive until it is destroyed", "[cpp][root]") {
   ensure_heap();
   // The roots live in malloc'd memory, which the collector does not scan by itself.
-  auto r = std::make_unique<tricolor::root<Node>>();
+  auto r = std::make_unique<tricolor::root<ListNode>>();
   uintptr_t h = 0, child_h = 0;
   on_fresh_thread([&] {
-    Node* n = tricolor::make<Node>();
+    ListNode* n = tricolor::make<ListNode>();
     n->value = 7;
-    n->next = tricolor::make<Node>();
+    n->next = tricolor::make<ListNode>();
     *r = n;
     h = hide(n);
     child_h = hide(n->next.get());
@@ -50,8 +44,8 @@ TEST_CASE("a root keeps its object alive until it is destroyed", "[cpp][root]") 
   on_fresh_thread([&] {  // reads the address on another thread, not in this frame
     v1 = (*r)->value;
     v2 = (**r).value;
-    Node* raw = *r;
-    same = raw == unhide<Node>(h) && *r != nullptr;
+    ListNode* raw = *r;
+    same = raw == unhide<ListNode>(h) && *r != nullptr;
   });
   REQUIRE(v1 == 7);
   REQUIRE(v2 == 7);
@@ -65,17 +59,17 @@ TEST_CASE("a root keeps its object alive until it is destroyed", "[cpp][root]") 
 TEST_CASE("a moved root keeps the object and the moved-from root holds null", "[cpp][root]") {
   ensure_heap();
   // Every step that loads the address runs on a fresh thread, so this frame holds no copy.
-  std::unique_ptr<tricolor::root<Node>> a, b, c;
+  std::unique_ptr<tricolor::root<ListNode>> a, b, c;
   uintptr_t h = 0;
   bool a_null = false, same = false, b_null = false;
   on_fresh_thread([&] {
-    a = std::make_unique<tricolor::root<Node>>(tricolor::make<Node>());
+    a = std::make_unique<tricolor::root<ListNode>>(tricolor::make<ListNode>());
     h = hide(a->get());
   });
   on_fresh_thread([&] {
-    b = std::make_unique<tricolor::root<Node>>(std::move(*a));
+    b = std::make_unique<tricolor::root<ListNode>>(std::move(*a));
     a_null = *a == nullptr;
-    same = b->get() == unhide<Node>(h);
+    same = b->get() == unhide<ListNode>(h);
   });
   REQUIRE(a_null);
   REQUIRE(same);
@@ -83,7 +77,7 @@ TEST_CASE("a moved root keeps the object and the moved-from root holds null", "[
   gc_collect();
   REQUIRE(!freed(h));
   on_fresh_thread([&] {
-    c = std::make_unique<tricolor::root<Node>>();
+    c = std::make_unique<tricolor::root<ListNode>>();
     *c = std::move(*b);  // move assignment
     b_null = *b == nullptr;
   });
@@ -98,11 +92,11 @@ TEST_CASE("a moved root keeps the object and the moved-from root holds null", "[
 
 TEST_CASE("roots in a std::vector survive its reallocation", "[cpp][root]") {
   ensure_heap();
-  auto v = std::make_unique<std::vector<tricolor::root<Node>>>();
+  auto v = std::make_unique<std::vector<tricolor::root<ListNode>>>();
   std::vector<uintptr_t> hs;
   on_fresh_thread([&] {
     for (int i = 0; i < 100; i++) {  // growth moves every root to a new slot
-      Node* n = tricolor::make<Node>();
+      ListNode* n = tricolor::make<ListNode>();
       n->value = i;
       v->emplace_back(n);
       hs.push_back(hide(n));
@@ -124,7 +118,7 @@ TEST_CASE("a global root keeps its object alive", "[cpp][root]") {
   ensure_heap();
   uintptr_t h = 0;
   on_fresh_thread([&] {
-    g_global = tricolor::make<Node>();
+    g_global = tricolor::make<ListNode>();
     h = hide(g_global.get());
   });
   gc_collect();

@@ -10,6 +10,13 @@
 
 namespace tricolor::cpptest {
 
+// The list node the tests build: one traced field, one plain one.
+struct ListNode {
+  tricolor::member<ListNode> next;
+  long value = 0;
+  using gc_fields = tricolor::fields<&ListNode::next>;
+};
+
 inline void ensure_heap() {
   static bool once = [] {
     if (gc_init(nullptr) != 0) std::abort();
