@@ -16,27 +16,6 @@ using namespace tricolor::test;
 
 namespace {
 
-struct Node {
-  Node* left;
-  Node* right;
-  uint64_t id;
-  uint64_t check;  // ~id: a freed or reused node is caught
-};
-
-const gc_type* node_type() {
-  static const gc_type* t = [] {
-    size_t offs[] = {offsetof(Node, left), offsetof(Node, right)};
-    return gc_type_new("Node", sizeof(Node), offs, 2);
-  }();
-  return t;
-}
-
-Node* new_node(uint64_t id) {
-  auto* n = static_cast<Node*>(gc_alloc(sizeof(Node), node_type()));
-  n->id = id;
-  n->check = ~id;
-  return n;
-}
 
 Node* tree(int depth, uint64_t& id) {
   Node* n = new_node(id++);

@@ -22,33 +22,12 @@ using namespace tricolor::internal;
 
 namespace {
 
-struct Node {
-  Node* next;
-  Node* other;
-  uint64_t id;
-  uint64_t check;  // ~id: a freed or reused node is caught
-};
-
-const gc_type* node_type() {
-  static const gc_type* t = [] {
-    size_t offs[] = {offsetof(Node, next), offsetof(Node, other)};
-    return gc_type_new("SchedNode", sizeof(Node), offs, 2);
-  }();
-  return t;
-}
-
-Node* new_node(uint64_t id) {
-  auto* n = static_cast<Node*>(gc_alloc(sizeof(Node), node_type()));
-  n->id = id;
-  n->check = ~id;
-  return n;
-}
 
 [[gnu::noinline]] Node* make_list(uint64_t base, int n) {
   Node* head = nullptr;
   for (int i = 0; i < n; i++) {
     Node* x = new_node(base + i);
-    gc_write_ptr(&x->next, head);
+    gc_write_ptr(&x->left, head);
     head = x;
   }
   return head;
@@ -57,7 +36,7 @@ Node* new_node(uint64_t id) {
 // Number of nodes of the list that are not intact.
 [[gnu::noinline]] int broken_nodes(const Node* head, uint64_t base, int n) {
   int bad = 0, seen = 0;
-  for (const Node* x = head; x && seen < n; x = x->next, seen++) {
+  for (const Node* x = head; x && seen < n; x = x->left, seen++) {
     if (gc_base(x) != x || x->check != ~x->id || x->id != base + uint64_t(n - 1 - seen)) bad++;
   }
   return bad + (n - seen);
@@ -198,8 +177,8 @@ struct GraphCtx {
   Node* x = start;
   for (int i = 0; i < size; i++) {
     if (!x || gc_base(x) != x || x->check != ~x->id) return bad + 1;
-    if (x->other && (gc_base(x->other) != x->other || x->other->check != ~x->other->id)) bad++;
-    x = x->next;
+    if (x->right && (gc_base(x->right) != x->right || x->right->check != ~x->right->id)) bad++;
+    x = x->left;
   }
   return bad + (x != start);  // still a ring of `size`
 }
@@ -212,8 +191,8 @@ void graph_fiber(void* a) {
   Node** slots = static_cast<Node**>(gc_alloc(sizeof(Node*) * c->size, nullptr));
   for (int i = 0; i < c->size; i++) gc_write_ptr(&slots[i], new_node(id++));
   for (int i = 0; i < c->size; i++) {
-    gc_write_ptr(&slots[i]->next, slots[(i + 1) % c->size]);
-    gc_write_ptr(&slots[i]->other, slots[rng() % c->size]);
+    gc_write_ptr(&slots[i]->left, slots[(i + 1) % c->size]);
+    gc_write_ptr(&slots[i]->right, slots[rng() % c->size]);
   }
   for (int r = 0; r < c->rounds; r++) {
     for (int k = 0; k < 16; k++) {
@@ -222,21 +201,21 @@ void graph_fiber(void* a) {
         case 0: {  // replace node i by a fresh one, keeping the ring
           Node* fresh = new_node(id++);
           Node* prev = slots[(i + c->size - 1) % c->size];
-          gc_write_ptr(&fresh->next, slots[i]->next);
-          gc_write_ptr(&fresh->other, slots[i]->other);
-          gc_write_ptr(&prev->next, fresh);
+          gc_write_ptr(&fresh->left, slots[i]->left);
+          gc_write_ptr(&fresh->right, slots[i]->right);
+          gc_write_ptr(&prev->left, fresh);
           gc_write_ptr(&slots[i], fresh);
           break;
         }
         case 1:  // a new cross edge
-          gc_write_ptr(&slots[i]->other, slots[rng() % c->size]);
+          gc_write_ptr(&slots[i]->right, slots[rng() % c->size]);
           break;
         default:  // a detached cycle of garbage hanging off nothing
           Node* g1 = new_node(id++);
           Node* g2 = new_node(id++);
-          gc_write_ptr(&g1->next, g2);
-          gc_write_ptr(&g2->next, g1);
-          gc_write_ptr(&g1->other, slots[i]);
+          gc_write_ptr(&g1->left, g2);
+          gc_write_ptr(&g2->left, g1);
+          gc_write_ptr(&g1->right, slots[i]);
           break;
       }
       c->mutations++;

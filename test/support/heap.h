@@ -2,6 +2,7 @@
 // stack scan, and to run code on a short-lived attached thread whose stack disappears.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 
@@ -43,5 +44,29 @@ void on_fresh_thread(F&& f) {
 
 // True if the object that was at hidden address h has been freed (no longer an object).
 inline bool freed(uintptr_t h) { return gc_base(unhide(h)) == nullptr; }
+
+// The node the collector tests build graphs of: two traced fields, and an id with its
+// complement, so that a freed or reused node is caught when it is read.
+struct Node {
+  Node* left;
+  Node* right;
+  uint64_t id;
+  uint64_t check;  // ~id
+};
+
+inline const gc_type* node_type() {
+  static const gc_type* t = [] {
+    size_t offs[] = {offsetof(Node, left), offsetof(Node, right)};
+    return gc_type_new("Node", sizeof(Node), offs, 2);
+  }();
+  return t;
+}
+
+inline Node* new_node(uint64_t id) {
+  auto* n = static_cast<Node*>(gc_alloc(sizeof(Node), node_type()));
+  n->id = id;
+  n->check = ~id;
+  return n;
+}
 
 }  // namespace tricolor::test
