@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "tricolor/gc.h"
 #include "trace/log.h"
@@ -64,6 +65,14 @@ extern "C" const gc_type* gc_type_new(const char* name, size_t size, const size_
   t->tile64 = 0;
   for (size_t w = 0; w < 64; w++)
     if (t->word_is_ptr(w)) t->tile64 |= uint64_t{1} << w;
+  // Types live as long as the process: the registry keeps each one reachable, also for a
+  // leak checker, which does not look inside the collected heap that refers to them.
+  static std::mutex mu;
+  static auto& registry = *new std::vector<const gc_type*>();
+  {
+    std::lock_guard<std::mutex> g(mu);
+    registry.push_back(t);
+  }
   return t;
 }
 

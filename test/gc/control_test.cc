@@ -239,7 +239,12 @@ TEST_CASE("over the memory limit, allocation collects, then calls the OOM handle
   REQUIRE(got >= 40);
   REQUIRE(got < 200);
   REQUIRE(intact);
-  // Release, and the same allocations succeed again.
+  // Release (the array's slots too: a stale stack word that still pointed at the array
+  // must not keep the megabytes), and the same allocations succeed again.
+  on_fresh_thread([&] {
+    auto** arr = static_cast<void**>(hold[0]);
+    for (int i = 0; i < got; i++) gc_write_ptr(&arr[i], nullptr);
+  });
   hold[0] = nullptr;
   gc_collect();
   int again = 0;
