@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tricolor/fiber.h"
 #include "tricolor/gc.h"
@@ -206,8 +207,8 @@ int main(int argc, char** argv) {
   uint64_t p50 = n ? pauses[n / 2] : 0, p99 = n ? pauses[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] : 0;
 
   printf("\n== tricolor demo summary ==\n");
-  printf("run:        %.1f s, %d fibers on %d procs\n", wall, kFibers,
-         o.procs ? o.procs : 0);
+  printf("run:        %.1f s, %d fibers on %ld procs\n", wall, kFibers,
+         o.procs ? (long)o.procs : sysconf(_SC_NPROCESSORS_ONLN)); /* gc_init's default */
   printf("work:       %llu trees (%llu nodes) built and dropped, %llu lookups, %llu records "
          "replaced\n", (unsigned long long)g_trees, (unsigned long long)g_nodes,
          (unsigned long long)g_lookups, (unsigned long long)g_replaced);
