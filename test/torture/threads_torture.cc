@@ -272,15 +272,16 @@ struct Worker {
     }
   }
 
-  // Marks every node reachable from root (bounded) that this thread owns as in transit.
-  void give_away(Node* root) {
+  // Moves the ownership of the nodes reachable from root (bounded) from `from` to `to`:
+  // give_away marks this thread's nodes as in transit, take_over claims nodes in transit.
+  void transfer(Node* root, uint32_t from, uint32_t to) {
     Node* q[64];
     int n = 0;
     q[n++] = root;
     for (int h = 0; h < n; h++) {
       Node* x = q[h];
-      uint32_t expect = me;
-      if (!x->owner.compare_exchange_strong(expect, kTransit, std::memory_order_relaxed)) continue;
+      uint32_t expect = from;
+      if (!x->owner.compare_exchange_strong(expect, to, std::memory_order_relaxed)) continue;
       for (uint32_t i = 0; i < x->nedges && i < 8 && n < 64; i++) {
         Ref r;
         if (read_edge(x, i, &r) && r.p && id_kind(r.id) == kNodeKind)
@@ -288,23 +289,8 @@ struct Worker {
       }
     }
   }
-
-  // Claims the nodes in transit reachable from root (bounded).
-  void take_over(Node* root) {
-    Node* q[64];
-    int n = 0;
-    q[n++] = root;
-    for (int h = 0; h < n; h++) {
-      Node* x = q[h];
-      uint32_t expect = kTransit;
-      if (!x->owner.compare_exchange_strong(expect, me, std::memory_order_relaxed)) continue;
-      for (uint32_t i = 0; i < x->nedges && i < 8 && n < 64; i++) {
-        Ref r;
-        if (read_edge(x, i, &r) && r.p && id_kind(r.id) == kNodeKind)
-          q[n++] = check(r.p, r.id, From{"edge", x, x->id, i});
-      }
-    }
-  }
+  void give_away(Node* root) { transfer(root, me, kTransit); }
+  void take_over(Node* root) { transfer(root, kTransit, me); }
 
   void op_send() {
     Node* path[kMaxWalk];
