@@ -58,8 +58,8 @@ inline void publish(mspan* s, uint32_t idx) {
     s = t->cache.refill(sc);
     if (!s) return nullptr;
   }
-  t->cache.sample_bytes += uint64_t(s->nelems - s->alloc_count) * s->elemsize;
-  if (t->cache.sample_bytes >= kSampleBytes) sample_allocation(t, type, size);
+  t->cache.sample_bytes += int64_t(s->nelems - s->alloc_count) * s->elemsize;
+  if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, type, size);
   *idx = s->next_free_index();
   TRICOLOR_CHECK(*idx >= 0, "a refilled span has no free slot");
   return s;
@@ -110,8 +110,8 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
   c.mallocs.fetch_add(1, std::memory_order_relaxed);
   c.class_mallocs[0].fetch_add(1, std::memory_order_relaxed);
   heap().central(sc).push_swept(s);  // the sweeper visits large spans on the full list
-  t->cache.sample_bytes += npages * kPageSize;
-  if (t->cache.sample_bytes >= kSampleBytes) sample_allocation(t, type, size);
+  t->cache.sample_bytes += int64_t(npages * kPageSize);
+  if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, type, size);
   return reinterpret_cast<void*>(s->start);
 }
 

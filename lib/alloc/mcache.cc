@@ -22,8 +22,9 @@ void mcache::init() {
 }
 
 // Counts what was allocated from s since it was cached, and undoes the pacer's up-front
-// charge for the slots that stayed free (Go's releaseAll accounting).
-static void account_uncache(mspan* s) {
+// charge for the slots that stayed free (Go's releaseAll accounting). Returns the bytes of
+// those slots.
+static uint64_t account_uncache(mspan* s) {
   uint32_t n = s->alloc_count - s->alloc_count_before_cache;
   uint32_t cls = s->size_class();
   auto& c = g_counters;
@@ -33,12 +34,13 @@ static void account_uncache(mspan* s) {
   c.class_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
   uint64_t unused = uint64_t(s->nelems - s->alloc_count) * s->elemsize;
   c.heap_live.fetch_sub(unused, std::memory_order_relaxed);
+  return unused;
 }
 
 mspan* mcache::refill(SpanClass sc) {
   mspan* old = alloc[sc];
   if (old != &g_empty_span) {
-    account_uncache(old);
+    sample_bytes -= int64_t(account_uncache(old));
     heap().central(sc).uncache_span(old);
     alloc[sc] = &g_empty_span;
   }
@@ -55,7 +57,7 @@ void mcache::release_all() {
   for (int sc = 0; sc < kNumSpanClasses; sc++) {
     mspan* s = alloc[sc];
     if (s == &g_empty_span) continue;
-    account_uncache(s);
+    sample_bytes -= int64_t(account_uncache(s));
     heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
     alloc[sc] = &g_empty_span;
   }

@@ -14,7 +14,11 @@ struct mcache {
   uintptr_t tiny = 0;             // current 16 B tiny block (a heap object) or 0
   uintptr_t tiny_offset = 0;
   uint64_t tiny_allocs = 0;       // flushed to the global statistics
-  uint64_t sample_bytes = 0;      // bytes since the last allocation sample (heap trace)
+  // Bytes handed out since the last allocation sample (heap trace): a span's free space is
+  // charged when it is cached and the slots still free are taken back when it is released,
+  // so the sample weights add up to the bytes really allocated. Signed: a release may take
+  // back more than was charged since the last sample.
+  int64_t sample_bytes = 0;
 
   void init();
   // Replaces the (full) span of class sc with one that has a free slot; nullptr when the

@@ -669,7 +669,7 @@ void* out_of_memory(size_t request) {
 }
 
 void sample_allocation(ThreadState* t, const gc_type* type, size_t size) {
-  uint64_t weight = t->cache.sample_bytes;
+  uint64_t weight = uint64_t(t->cache.sample_bytes);  // >= kSampleBytes here
   t->cache.sample_bytes = 0;
   if (!heaptrace_enabled()) return;
   trace_alloc_sample(type ? type->name : "<untyped>", size, weight);  // NULL type or noscan

@@ -57,6 +57,9 @@ inline TraceNode* make_tree(int depth) {
 // Figures of a run, for the checks of a test.
 struct WorkloadResult {
   uint64_t bytes_requested = 0;  // sum of the sizes passed to the allocator
+  // ... by type (plain fields: a result may live in memory shared with a parent process)
+  uint64_t node_bytes = 0, record_bytes = 0, table_bytes = 0;
+  uint64_t untyped_bytes = 0;  // the pointer-free payloads
   int forced_cycles = 0;         // gc_collect calls
 };
 
@@ -99,6 +102,7 @@ inline WorkloadResult run_workload(size_t mib, uint32_t seed = 1) {
       slots[slot] = make_tree(tree_depth);
       done += 1023 * sizeof(TraceNode);
       r.bytes_requested += 1023 * sizeof(TraceNode);
+      r.node_bytes += 1023 * sizeof(TraceNode);
     } else {
       slots[slot] = nullptr;
     }
@@ -112,6 +116,8 @@ inline WorkloadResult run_workload(size_t mib, uint32_t seed = 1) {
       head = rec;
       done += sizeof(TraceRecord) + psize;
       r.bytes_requested += sizeof(TraceRecord) + psize;
+      r.record_bytes += sizeof(TraceRecord);
+      r.untyped_bytes += psize;
     }
     // Now and then a large table (64 KiB .. 512 KiB).
     if (rng() % 16 == 0) {
@@ -120,6 +126,7 @@ inline WorkloadResult run_workload(size_t mib, uint32_t seed = 1) {
       gc_write_ptr(&t[0], head);
       done += n * sizeof(void*);
       r.bytes_requested += n * sizeof(void*);
+      r.table_bytes += n * sizeof(void*);
     }
   }
   for (auto& s : slots) s = nullptr;
