@@ -12,21 +12,6 @@
 
 namespace tricolor::test {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr int kSanitizerScale = 8;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr int kSanitizerScale = 8;
-#else
-inline constexpr int kSanitizerScale = 1;
-#endif
-#else
-inline constexpr int kSanitizerScale = 1;
-#endif
-
-// n, divided by the sanitizer slow-down (at least 1).
-inline int scaled(int n) { return n / kSanitizerScale > 0 ? n / kSanitizerScale : 1; }
-
 // Runs body() as the main fiber of a gc_run with `procs` P's (0: gc_options.procs).
 inline int run_fibers(int procs, std::function<void()> body) {
   ensure_heap();

@@ -11,6 +11,22 @@
 
 namespace tricolor::test {
 
+// How much slower the sanitizer builds run: tests scale their sizes down by it.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr int kSanitizerScale = 8;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr int kSanitizerScale = 8;
+#else
+inline constexpr int kSanitizerScale = 1;
+#endif
+#else
+inline constexpr int kSanitizerScale = 1;
+#endif
+
+// n, divided by the sanitizer slow-down (at least 1).
+inline int scaled(int n) { return n / kSanitizerScale > 0 ? n / kSanitizerScale : 1; }
+
 // Initialises the heap once per process with the heap verifier on after every cycle.
 inline void ensure_heap() {
   static bool once = [] {
