@@ -14,7 +14,8 @@ peer; writes results.txt, results.json and plot.png to the output directory.
 
 Implementations: tricolor; bdwgc (libgc-dev, GC_MALLOC, its parallel marker); glibc
 malloc/free and mimalloc mi_malloc/mi_free (explicit frees: the manual-memory floor); go
-(golang-1.19, the same shapes in perf/go, GOMAXPROCS = tricolor's procs).
+(golang-1.19, the same shapes in perf/go, GOMAXPROCS = tricolor's procs; the fibers peer,
+goroutines on perf/fibers.cc's workload, sets GOMAXPROCS itself).
 """
 
 import argparse
@@ -39,13 +40,32 @@ LABELS = {"name", "impl", "unit"}
 # The headline figure of a result: the first of these that it carries.
 PRIMARY = ["ns_per_obj", "ns_per_store", "time_s", "value"]
 
+# perf_fibers' figures beside those of its Go peer (gobench fibers), which prints the same
+# figures under goroutine names: (what, unit, tricolor's name, Go's name).
+FIBER_PAIRS = [
+    ("switch: yield between 2, 1 P", "ns", "fiber_yield_switch", "goroutine_yield_switch"),
+    ("spawn+run+join, one at a time", "ns", "fiber_spawn_join", "goroutine_spawn_join"),
+    ("spawn+run+join, batch of 1000", "ns", "fiber_spawn_join_batch1000",
+     "goroutine_spawn_join_batch1000"),
+    ("binary-trees, 1 P", "s", "binary_trees_fibers_1p", "binary_trees_goroutines_1p"),
+    ("binary-trees, 2 P", "s", "binary_trees_fibers_2p", "binary_trees_goroutines_2p"),
+    ("binary-trees speed-up, 2 P / 1 P", "x", "binary_trees_fibers_speedup_2p",
+     "binary_trees_goroutines_speedup_2p"),
+]
+# Rows with the same figure on both sides, not a cost: shown, not divided.
+FIBER_SAME = [
+    ("binary-trees depth", "levels", "binary_trees_depth", "binary_trees_goroutines_depth"),
+    ("binary-trees checksum", "nodes", "binary_trees_checksum", "binary_trees_goroutines_checksum"),
+]
+
 
 class Bench:
     """One benchmark: a program, its arguments per mode, the impls it runs on."""
 
     def __init__(self, key, program, args, impls, ratio="subject_over_peer", subject="tricolor",
                  env=None, go_name=None, timeout=None, note="", gc_columns=True,
-                 plain_output=False, pass_impl=True, command=None):
+                 plain_output=False, pass_impl=True, command=None, derived=None, pairs=None,
+                 same=None):
         self.key = key
         self.program = program        # perf/<program>.cc -> <build>/perf/perf_<program>
         self.args = args              # {"quick": [...], "full": [...]}
@@ -60,6 +80,14 @@ class Bench:
         self.plain_output = plain_output  # `name value unit` lines instead of RESULT lines
         self.pass_impl = pass_impl        # the program takes --impl=
         self.command = command            # impl -> (ninja target, path in the build dir)
+        # Plain-output figures computed per run from two others, when the program does not
+        # print them: [(name, numerator, denominator, unit)].
+        self.derived = derived or []
+        # Plain-output benches whose subject and peer print the same figures under their own
+        # names: [(what, unit, subject's name, peer's name)], one table row each with the
+        # ratio subject / peer; `same` rows are shown side by side without a ratio.
+        self.pairs = pairs
+        self.same = same or []
 
 
 def benches(have_fibers):
@@ -96,9 +124,13 @@ def benches(have_fibers):
                    note="the example Scheme interpreter (tools/scheme) running binary-trees, "
                         "built on tricolor and on bdwgc"))
     if have_fibers:
-        b.append(Bench("fibers", "fibers", {"quick": ["--quick"], "full": []}, ["tricolor"],
-                       gc_columns=False, plain_output=True, pass_impl=False,
-                       note="fiber switch and spawn, binary-trees over fibers vs threads (value: see unit)"))
+        b.append(Bench("fibers", "fibers", {"quick": ["--quick"], "full": []}, ["tricolor", "go"],
+                       go_name="fibers", gc_columns=False, plain_output=True, pass_impl=False,
+                       derived=[("binary_trees_fibers_speedup_2p", "binary_trees_fibers_1p",
+                                 "binary_trees_fibers_2p", "x")],
+                       pairs=FIBER_PAIRS, same=FIBER_SAME,
+                       note="fiber switch and spawn, binary-trees over fibers vs threads; "
+                            "Go's goroutines on the same workload"))
     return b
 
 
@@ -153,9 +185,14 @@ def build_go(go, out):
 
 # ---- Running -----------------------------------------------------------------------
 
-def parse_plain(stdout, prefix):
-    """`name value unit` lines (perf/fibers.cc) as results named <prefix>/<name>."""
-    results = []
+def plain_name(prefix, name, unit):
+    return f"{prefix}/{name}[{unit}]"
+
+
+def parse_plain(stdout, prefix, derived=()):
+    """`name value unit` lines (perf/fibers.cc) as results named <prefix>/<name>[<unit>],
+    plus the `derived` figures (name = numerator / denominator) the run did not print."""
+    results, by_name = [], {}
     for line in stdout.splitlines():
         tok = line.split()
         if len(tok) != 3:
@@ -164,7 +201,12 @@ def parse_plain(stdout, prefix):
             v = float(tok[1])
         except ValueError:
             continue
-        results.append({"name": f"{prefix}/{tok[0]}[{tok[2]}]", "value": v, "unit": tok[2]})
+        results.append({"name": plain_name(prefix, tok[0], tok[2]), "value": v, "unit": tok[2]})
+        by_name[tok[0]] = v
+    for name, num, den, unit in derived:
+        if name not in by_name and by_name.get(num) is not None and by_name.get(den):
+            results.append({"name": plain_name(prefix, name, unit), "value": by_name[num] / by_name[den],
+                            "unit": unit, "derived": f"{num} / {den}"})
     return results
 
 
@@ -222,7 +264,7 @@ def run_one(bench, impl, rep, mode, build_dir, gobench, out, procs):
         stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
     results = parse_results(stdout)
     if not results and bench.plain_output:
-        results = parse_plain(stdout, bench.key)
+        results = parse_plain(stdout, bench.key, bench.derived)
     if status == "ok" and not results:
         status = "no RESULT line"
     for r in results:
@@ -299,6 +341,11 @@ def tables(bench_list, med, runs):
             continue
         lines.append("")
         lines.append(f"== {b.key}: {b.note}" if b.note else f"== {b.key}")
+        if b.pairs is not None:
+            pair_lines, pair_ratios = paired_table(b, med, by_bench[b.key])
+            lines += pair_lines
+            ratios += pair_ratios
+            continue
         for name in by_bench[b.key]:  # in the order the programs print them
             rows = med[(b.key, name)]
             any_rec = next(iter(rows.values()))
@@ -353,6 +400,53 @@ def tables(bench_list, med, runs):
             tail = r["stderr_tail"].strip().splitlines()[-3:]
             for t in tail:
                 lines.append("    " + t)
+    return lines, ratios
+
+
+def paired_table(b, med, names):
+    """The table of a bench with `pairs`: one row per figure, the subject's value beside the
+    peer's and their ratio; then the figures that have no counterpart (the subject's thread
+    peers, say), one impl per row."""
+    peer = next((i for i in b.impls if i != b.subject), "go")
+    lines = [f"{'figure':<34}{'unit':<7}{b.subject:>12}{peer:>12}  {b.subject}/{peer}"]
+    ratios, shown, counts = [], set(), []
+
+    def value(impl, name, unit):
+        key = (b.key, plain_name(b.key, name, unit))
+        shown.add(key[1])
+        m = med.get(key, {}).get(impl)
+        if m:
+            counts.append(m["n"])
+        return m.get("value") if m else None
+
+    for what, unit, sname, pname in b.pairs:
+        sv, pv = value(b.subject, sname, unit), value(peer, pname, unit)
+        r = ratio(sv, pv)
+        lines.append(f"{what:<34}{unit:<7}{fmt_num(sv):>12}{fmt_num(pv):>12}  {fmt_ratio(r)}")
+        if r is not None:
+            # Time-like pairs go to the plot (time_ratio); a speed-up is better when higher.
+            cost = unit != "x"
+            ratios.append({"bench": b.key, "name": plain_name(b.key, sname, unit), "metric": "value",
+                           "ratio_of": f"{b.subject}/{peer}", "peer_name": pname,
+                           "time_ratio": r if cost else None, "value_ratio": r,
+                           "cpu_ratio": None, "rss_ratio": None,
+                           "max_pause_subject_us": None, "max_pause_peer_us": None})
+    for what, unit, sname, pname in b.same:
+        sv, pv = value(b.subject, sname, unit), value(peer, pname, unit)
+        mark = "" if sv is None or pv is None else ("same" if sv == pv else "DIFFER")
+        whole = [("-" if v is None else f"{v:,.0f}") for v in (sv, pv)]
+        lines.append(f"{what:<34}{unit:<7}{whole[0]:>12}{whole[1]:>12}  {mark}")
+    rest = [n for n in names if n not in shown]
+    if rest:
+        lines.append("-- figures without a counterpart in the other program")
+        for name in rest:
+            short, _, unit = name.split("/", 1)[1].rpartition("[")
+            for impl, m in med[(b.key, name)].items():
+                counts.append(m["n"])
+                col = 12 if impl == b.subject else 24
+                lines.append(f"{short:<34}{unit.rstrip(']'):<7}{fmt_num(m.get('value')):>{col}}")
+    lines.append(f"   (median of {max(counts) if counts else 0} runs; a speed-up ratio above 1: "
+                 f"{b.subject} gains more from the second P)")
     return lines, ratios
 
 
