@@ -6,7 +6,8 @@
 // fibers on 1 and on 2 P's, and over std::threads. The thread peers: a create+join of an
 // empty std::thread, and a two-thread ping-pong through a futex (std::atomic wait/notify).
 //
-// Usage: fibers [--depth N] [--quick]     (binary-trees depth, default 18)
+// Usage: fibers [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2]
+// (binary-trees depth, default 18; --only: one binary-trees run in-process, for a profiler)
 // Output: one line per figure, `name value unit`, e.g. `fiber_yield_switch 41.2 ns`; ratios
 // are unitless (`x`). Each configuration runs in its own child process (gc_init takes the
 // number of P's once), so the figures of one run are comparable.
@@ -270,17 +271,33 @@ int run_child(void (*fn)()) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* only = nullptr;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--depth") && i + 1 < argc) g_depth = atoi(argv[++i]);
     else if (!strncmp(argv[i], "--depth=", 8)) g_depth = atoi(argv[i] + 8);
     else if (!strcmp(argv[i], "--quick")) g_quick = true;
+    else if (!strncmp(argv[i], "--only=", 7)) only = argv[i] + 7;
     else {
-      fprintf(stderr, "usage: %s [--depth N] [--quick]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2]\n",
+              argv[0]);
       return 2;
     }
   }
   if (g_depth < 6) g_depth = 6;
   print("binary_trees_depth", g_depth, "levels");
+  if (only) {  // one binary-trees run in this process, for a profiler
+    long sum = 0;
+    bool fibers = !strncmp(only, "fibers", 6);
+    int n = only[strlen(only) - (fibers ? 2 : 1)] - '0';
+    if (n < 1 || n > 2 || (!fibers && strncmp(only, "threads", 7))) {
+      fprintf(stderr, "--only: fibers1p, fibers2p, threads1 or threads2\n");
+      return 2;
+    }
+    init_heap(fibers ? n : 2);
+    double t = fibers ? binary_trees_fibers(&sum) : binary_trees_threads(n, &sum);
+    print(only, t, "s");
+    return 0;
+  }
   int rc = run_child(config_one_p);
   rc |= run_child(config_two_p);
   return rc;

@@ -528,14 +528,14 @@ void request_cycle(CycleReason reason) {
     started = g_cycles_started;
   }
   request_cycle(CycleReason::kHeap);
-  gc_blocking_begin();
+  collector_wait_begin();
   {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [&] {
       return g_stop || g_roots_scanned_cycle > started;
     });
   }
-  gc_blocking_end();
+  collector_wait_end();
 }
 
 // Claims up to `want` units of the workers' scan credit; returns what it got.
@@ -579,7 +579,7 @@ void assist(int64_t debt) {
     if (debt <= 0 || g_test_hold.load(std::memory_order_acquire)) break;
     g_cv.notify_all();  // the controller may be waiting to terminate the mark
     g_assists_parked.fetch_add(1, std::memory_order_seq_cst);
-    gc_blocking_begin();
+    collector_wait_begin();
     {
       std::unique_lock<std::mutex> g(g_assist_mu);
       g_assist_cv.wait_for(g, std::chrono::microseconds(500), [] {
@@ -587,7 +587,7 @@ void assist(int64_t debt) {
                g_phase.load(std::memory_order_acquire) != Phase::kMark;
       });
     }
-    gc_blocking_end();
+    collector_wait_end();
     g_assists_parked.fetch_sub(1, std::memory_order_seq_cst);
     debt -= claim_credit(debt);
   }

@@ -187,10 +187,33 @@ void scan_item(uintptr_t item, GcWork& w) {
   scan_typed_range(base, base, base + s->elemsize, s->object_type(idx), w);
 }
 
+// Objects are scanned through a small FIFO of work items whose memory is prefetched when
+// they enter it: scanning an object starts with a cache miss on its first word (most of the
+// marking time on a heap of small scattered objects), and with kPrefetchAhead items in
+// flight those misses overlap. (The prefetch FIFO of Boehm's mark loop and of Cher, Hosking
+// and Vijaykumar, "Software prefetching for mark-sweep garbage collection", ASPLOS 2004.)
 int64_t drain(GcWork& w, int64_t budget) {
+  constexpr unsigned kPrefetchAhead = 8;  // a power of two
+  uintptr_t ring[kPrefetchAhead];
+  unsigned head = 0, n = 0;
   uint64_t start = w.scan_work;
-  uintptr_t item;
-  while ((budget < 0 || int64_t(w.scan_work - start) < budget) && w.get(&item)) scan_item(item, w);
+  for (;;) {
+    bool within = budget < 0 || int64_t(w.scan_work - start) < budget;
+    uintptr_t item;
+    while (within && n < kPrefetchAhead && w.get(&item)) {
+      __builtin_prefetch(reinterpret_cast<const void*>(item));
+      ring[(head + n++) % kPrefetchAhead] = item;
+    }
+    if (n == 0) break;
+    if (!within) {  // out of budget: the items in flight go back to the work buffer
+      while (n > 0) w.put(ring[(head + --n) % kPrefetchAhead]);
+      break;
+    }
+    item = ring[head];
+    head = (head + 1) % kPrefetchAhead;
+    n--;
+    scan_item(item, w);
+  }
   return int64_t(w.scan_work - start);
 }
 

@@ -183,7 +183,7 @@ void gc_blocking_begin(void) {
   stack_park_here(t->current);
   t->status.store(ThreadStatus::kBlocking, std::memory_order_seq_cst);
   g_stopped_cv.notify_all();
-  sched_blocking_begin();
+  if (t->collector_waits == 0) sched_blocking_begin();
 }
 
 void gc_blocking_end(void) {
@@ -207,6 +207,21 @@ void gc_blocking_end(void) {
 }
 
 }  // extern "C"
+
+namespace tricolor::internal {
+void collector_wait_begin() {
+  ThreadState* t = tls_thread;
+  if (!t) return;
+  t->collector_waits++;
+  gc_blocking_begin();
+}
+void collector_wait_end() {
+  ThreadState* t = tls_thread;
+  if (!t) return;
+  gc_blocking_end();  // sched_blocking_end does nothing: the P was never released
+  t->collector_waits--;
+}
+}  // namespace tricolor::internal
 
 // Default scheduler hooks for a build without lib/sched objects linked in (static linking
 // of a program that never uses fibers): no scheduler, nothing to hand off.

@@ -47,6 +47,9 @@ struct ThreadState {
   // blocking region (Go's m.locks): a fiber running here must not resume on another
   // thread meanwhile, so the scheduler neither preempts nor requeues it (lib/sched).
   int locks = 0;
+  // > 0 while the thread waits for the collector itself (collector_wait_begin): a blocking
+  // region for the collector that keeps the fiber's P (lib/sched does not hand it off).
+  int collector_waits = 0;
   int64_t assist_bytes = 0;      // allocation since the last assist, during marking
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
@@ -62,6 +65,15 @@ struct ThreadPin {
   ThreadPin(const ThreadPin&) = delete;
   ThreadPin& operator=(const ThreadPin&) = delete;
 };
+
+// A short wait for the collector (the cycle a trigger asked for to start, credit for a
+// parked assist): a blocking region as far as the collector goes (the world may stop, the
+// stack may be scanned meanwhile), but a fiber keeps its P. Go's equivalents do not hand
+// their P to another thread either (gcStart runs on the allocating goroutine); a hand-off
+// would start a thread per waiting fiber, and each would begin more work that waits for
+// the same cycle. Nothing when the thread is not attached.
+void collector_wait_begin();
+void collector_wait_end();
 
 // The calling thread's state, or nullptr if it is not attached. initial-exec TLS: one
 // instruction on x86-64.
