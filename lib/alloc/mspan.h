@@ -55,7 +55,12 @@ inline constexpr bool span_class_noscan(SpanClass sc) { return sc & 1; }
 enum class SpanState : uint8_t { kDead = 0, kInUse = 1 };
 enum class SpanList : uint8_t { kNone, kPartial, kFull, kMCache };
 
-struct mspan {
+// The fields are grouped by who writes them: the markers read the first group for every
+// pointer into the span while the allocating thread writes the allocation state for every
+// object, so that state has a cache line of its own (sharing one made each allocation and
+// each marker visit a cache miss on the other core).
+struct alignas(64) mspan {
+  // Set up with the span, read by everyone (markers, gc_base, sweepers).
   uintptr_t start = 0;
   size_t npages = 0;
   uintptr_t limit = 0;  // end of the last object
@@ -66,16 +71,6 @@ struct mspan {
   std::atomic<SpanState> state{SpanState::kDead};  // release-stored when set up
   bool needzero = false;                           // free slots may hold old data
   SpanList list = SpanList::kNone;                 // which list holds it (debug, verifier)
-
-  // Allocation state: owned by the mcache holding the span, or by its sweeper.
-  uint32_t freeindex = 0;
-  uint32_t alloc_count = 0;
-  uint32_t alloc_count_before_cache = 0;
-  uint64_t alloc_cache = 0;
-  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3).
-  std::atomic<uint32_t> freeindex_for_scan{0};
-  std::atomic<uint32_t> sweepgen{0};
-
   uint64_t* alloc_bits = nullptr;
   uint64_t* mark_bits = nullptr;
   uint64_t* heap_bits = nullptr;
@@ -86,6 +81,15 @@ struct mspan {
   uint32_t all_index = 0;  // position in the heap's table of in-use spans (heap lock)
   mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
   mspan* prev = nullptr;
+
+  // Allocation state: owned by the mcache holding the span, or by its sweeper.
+  alignas(64) uint32_t freeindex = 0;
+  uint32_t alloc_count = 0;
+  uint32_t alloc_count_before_cache = 0;
+  uint64_t alloc_cache = 0;
+  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3).
+  std::atomic<uint32_t> freeindex_for_scan{0};
+  std::atomic<uint32_t> sweepgen{0};
 
   uint32_t size_class() const { return span_class_size(spanclass); }
   bool noscan() const { return span_class_noscan(spanclass); }

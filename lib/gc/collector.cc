@@ -244,8 +244,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   });
   w.dispose();
   g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
-  start_the_world();
-  uint64_t p = monotonic_ns() - t0;
+  uint64_t p = start_the_world() - t0;
   record_pause(ct, 0, p, cycle);
   ct.mark_ns = monotonic_ns();
   g_worker_cv.notify_all();
@@ -277,8 +276,7 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
 #endif
   }
   if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0) {
-    start_the_world();
-    record_pause(ct, 1, monotonic_ns() - *t0, cycle);
+    record_pause(ct, 1, start_the_world() - *t0, cycle);
     ct.restarts++;
     g_worker_cv.notify_all();
     return false;
@@ -328,9 +326,8 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
                         std::memory_order_relaxed);
   }
   g_phase.store(Phase::kOff, std::memory_order_release);
-  start_the_world();
+  uint64_t end = start_the_world();
   wake_assists();
-  uint64_t end = monotonic_ns();
   record_pause(ct, 1, end - t0, cycle);
   ct.end_ns = end;
 }

@@ -85,14 +85,17 @@ uint64_t stop_the_world(const char* why) {
   return monotonic_ns() - t0;
 }
 
-void start_the_world() {
+uint64_t start_the_world() {
+  uint64_t released;
   {
     std::lock_guard<std::mutex> g(g_stw_mu);
     g_stw_requested.store(false, std::memory_order_seq_cst);
     poll_clear(kPollStopTheWorld);
+    released = monotonic_ns();
   }
   g_stw_cv.notify_all();
   g_threads.lock.unlock();
+  return released;
 }
 
 void safepoint_slow(ThreadState* t) {

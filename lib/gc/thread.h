@@ -95,7 +95,10 @@ ThreadRegistry& threads();
 // that is itself inside a blocking region. Holds the registry lock until start_the_world.
 // Returns the ns spent waiting for threads to stop.
 uint64_t stop_the_world(const char* why);
-void start_the_world();
+// Releases the stopped threads; returns the monotonic time at which they were released,
+// the end of the pause (as Go's startTheWorld: the waking and rescheduling of the released
+// threads that follows is the OS's, not the pause's).
+uint64_t start_the_world();
 bool world_stopped();
 
 // Called by the safepoint slow path and the allocation slow path.
