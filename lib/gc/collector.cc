@@ -24,6 +24,7 @@
 #include "gc/testing.h"
 #include "gc/thread.h"
 #include "os/clock.h"
+#include "os/cpu.h"
 #include "trace/heaptrace.h"
 #include "trace/log.h"
 #include "tricolor/gc.h"
@@ -269,11 +270,7 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
   // that does not finish within ~50 us (descheduled) makes this attempt give up instead.
   for (uint64_t t = monotonic_ns(); ms.busy.load(std::memory_order_seq_cst) != 0;) {
     if (monotonic_ns() - t > 50000) break;
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
+    cpu_relax();
   }
   if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0) {
     record_pause(ct, 1, start_the_world() - *t0, cycle);

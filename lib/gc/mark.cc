@@ -3,6 +3,8 @@
 
 #include "alloc/mheap.h"
 #include "alloc/types.h"
+#include "gc/stacks.h"
+#include "tricolor/gc.h"
 #include "trace/log.h"
 
 // Scanning reads words that mutators may write concurrently with plain stores (a
@@ -192,20 +194,29 @@ void scan_item(uintptr_t item, GcWork& w) {
 // marking time on a heap of small scattered objects), and with kPrefetchAhead items in
 // flight those misses overlap. (The prefetch FIFO of Boehm's mark loop and of Cher, Hosking
 // and Vijaykumar, "Software prefetching for mark-sweep garbage collection", ASPLOS 2004.)
+//
+// A stop of the world ends the drain within kStopCheckEvery objects: assists (which the stop
+// waits for) and workers (which mark termination waits for) give way at once, not after
+// their whole budget.
 int64_t drain(GcWork& w, int64_t budget) {
   constexpr unsigned kPrefetchAhead = 8;  // a power of two
+  constexpr unsigned kStopCheckEvery = 16;
   uintptr_t ring[kPrefetchAhead];
-  unsigned head = 0, n = 0;
+  unsigned head = 0, n = 0, scanned = 0;
   uint64_t start = w.scan_work;
   for (;;) {
     bool within = budget < 0 || int64_t(w.scan_work - start) < budget;
+    // Relaxed: a hint; the callers synchronise with the stop through their own checks.
+    if (within && ++scanned % kStopCheckEvery == 0 &&
+        (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollStopTheWorld))
+      within = false;
     uintptr_t item;
     while (within && n < kPrefetchAhead && w.get(&item)) {
       __builtin_prefetch(reinterpret_cast<const void*>(item));
       ring[(head + n++) % kPrefetchAhead] = item;
     }
     if (n == 0) break;
-    if (!within) {  // out of budget: the items in flight go back to the work buffer
+    if (!within) {  // out of budget or stopping: the items in flight go back to the buffer
       while (n > 0) w.put(ring[(head + --n) % kPrefetchAhead]);
       break;
     }

@@ -14,6 +14,7 @@
 #include "gc/mark.h"
 #include "gc/testing.h"
 #include "os/clock.h"
+#include "os/cpu.h"
 #include "trace/log.h"
 
 extern "C" {
@@ -68,9 +69,14 @@ uint64_t stop_the_world(const char* why) {
   poll_set(kPollStopTheWorld);
   bool warned = false;
   for (ThreadState* t = g_threads.head; t; t = t->next) {
-    int spins = 0;
+    // Spin first: a running thread usually reaches a safepoint within microseconds, sooner
+    // than a sleep on the condition variable would wake up (tens of microseconds).
+    uint64_t spin_until = monotonic_ns() + kStopSpinNs;
     while (t->status.load(std::memory_order_seq_cst) == ThreadStatus::kRunning) {
-      if (++spins < 100) continue;
+      if (monotonic_ns() < spin_until) {
+        cpu_relax();
+        continue;
+      }
       std::unique_lock<std::mutex> g(g_stw_mu);
       if (t->status.load(std::memory_order_seq_cst) != ThreadStatus::kRunning) break;
       g_stopped_cv.wait_for(g, std::chrono::microseconds(100));

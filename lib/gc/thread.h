@@ -114,5 +114,7 @@ void for_each_thread_stopped(F&& f) {
 void detach_all_for_shutdown();
 // Names threads that do not reach a safepoint for a second (never a silent hang).
 inline constexpr uint64_t kStopWarnNs = 1000000000;
+// How long stop_the_world spins on a running thread before it sleeps between polls.
+inline constexpr uint64_t kStopSpinNs = 50000;
 
 }  // namespace tricolor::internal

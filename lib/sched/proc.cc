@@ -10,6 +10,7 @@
 #include "gc/stacks.h"
 #include "gc/thread.h"
 #include "os/clock.h"
+#include "os/cpu.h"
 #include "os/stack.h"
 #include "sched/context.h"
 #include "sched/sched.h"
@@ -74,13 +75,6 @@ uint32_t fastrand() {
   return x;
 }
 
-void cpu_relax() {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 // ---- Run queues (runq.h) ------------------------------------------------------------------
 
