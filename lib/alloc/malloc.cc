@@ -78,7 +78,7 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
   unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
   if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
   if (!noscan) {
-    if (s->heap_bits) s->write_heap_bits(static_cast<uint32_t>(idx), type);
+    if (s->heap_bits) s->write_heap_bits(static_cast<uint32_t>(idx), type->tile64);
     else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
   }
   publish(s, static_cast<uint32_t>(idx));

@@ -34,38 +34,6 @@ int64_t mspan::next_free_index() {
   return -1;
 }
 
-void mspan::write_heap_bits(uint32_t idx, const gc_type* t) {
-  // An object of w <= 64 words starts at bit idx*w and covers at most two bitmap words.
-  uint32_t w = elemsize / 8;
-  uint64_t bits = t->tile64;
-  uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
-  bits &= mask;
-  size_t bit = size_t(idx) * w;
-  uint64_t* p = &heap_bits[bit / 64];
-  unsigned sh = bit % 64;
-  // Relaxed atomics: markers read neighbouring objects' bits in the same word.
-  uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
-  __atomic_store_n(p, (old & ~(mask << sh)) | (bits << sh), __ATOMIC_RELAXED);
-  if (sh + w > 64) {
-    unsigned rest = sh + w - 64;
-    uint64_t m2 = (uint64_t{1} << rest) - 1;
-    uint64_t old2 = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
-  }
-}
-
-uint64_t mspan::read_heap_bits(uint32_t idx) const {
-  uint32_t w = elemsize / 8;
-  uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
-  size_t bit = size_t(idx) * w;
-  const uint64_t* p = &heap_bits[bit / 64];
-  unsigned sh = bit % 64;
-  // Relaxed: see write_heap_bits.
-  uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED) >> sh;
-  if (sh + w > 64) v |= __atomic_load_n(p + 1, __ATOMIC_RELAXED) << (64 - sh);
-  return v & mask;
-}
-
 void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t sweepgen) {
   s->start = start;
   s->npages = npages;

@@ -149,8 +149,37 @@ struct alignas(64) mspan {
   int64_t next_free_index();
 
   // Heap bits (pointer map) of a small scan span with elemsize <= 512.
-  void write_heap_bits(uint32_t idx, const gc_type* t);
-  uint64_t read_heap_bits(uint32_t idx) const;  // bit i = word i of the object is a pointer
+  // An object of w <= 64 words starts at bit idx*w and covers at most two bitmap words.
+  // Inline: the allocator writes them for every scan object, markers read them for every
+  // object they scan. tile64: the type's pointer bits for words 0..63 (gc_type::tile64).
+  // Relaxed atomics: markers read neighbouring objects' bits in the same word.
+  void write_heap_bits(uint32_t idx, uint64_t tile64) {
+    uint32_t w = elemsize / 8;
+    uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+    uint64_t bits = tile64 & mask;
+    size_t bit = size_t(idx) * w;
+    uint64_t* p = &heap_bits[bit / 64];
+    unsigned sh = bit % 64;
+    uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
+    __atomic_store_n(p, (old & ~(mask << sh)) | (bits << sh), __ATOMIC_RELAXED);
+    if (sh + w > 64) {
+      unsigned rest = sh + w - 64;
+      uint64_t m2 = (uint64_t{1} << rest) - 1;
+      uint64_t old2 = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
+      __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
+    }
+  }
+  // Bit i = word i of the object is a pointer.
+  uint64_t read_heap_bits(uint32_t idx) const {
+    uint32_t w = elemsize / 8;
+    uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+    size_t bit = size_t(idx) * w;
+    const uint64_t* p = &heap_bits[bit / 64];
+    unsigned sh = bit % 64;
+    uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED) >> sh;
+    if (sh + w > 64) v |= __atomic_load_n(p + 1, __ATOMIC_RELAXED) << (64 - sh);
+    return v & mask;
+  }
   const gc_type* object_type(uint32_t idx) const {  // elemsize > 512 scan spans
     return __atomic_load_n(&obj_types[idx], __ATOMIC_RELAXED);
   }
