@@ -422,12 +422,12 @@ void run_cycle(CycleReason reason, bool user_waits) {
   // Step 6: concurrent sweep. gc_collect waits for it: the controller sweeps too.
   uint64_t sweep0 = monotonic_ns();
   uint64_t spans0 = sweep_stats().spans_swept.load(), bytes0 = sweep_stats().bytes_freed.load();
-  wake_background_sweeper();
   {
     std::lock_guard<std::mutex> g(g_mu);
-    g_cycles_done = cycle;
+    g_cycles_done = cycle;  // before the wake: the sweeper's pass is for this cycle
     g_last_cycle_end_ns = monotonic_ns();
   }
+  wake_background_sweeper();
   if (user_waits) {
     finish_sweep();
     trace_sweep_done(cycle, monotonic_ns() - sweep0, sweep_stats().spans_swept.load() - spans0,
@@ -438,11 +438,15 @@ void run_cycle(CycleReason reason, bool user_waits) {
   g_cv.notify_all();
 }
 
+// The two periods the test hooks change while the controller runs: relaxed atomics (a new
+// value is picked up at the controller's next look; g_cv wakes it).
 uint64_t scavenge_delay() {
-  return g_opts.scavenge_delay_ns ? g_opts.scavenge_delay_ns : kDefaultScavengeDelayNs;
+  uint64_t ns = __atomic_load_n(&g_opts.scavenge_delay_ns, __ATOMIC_RELAXED);
+  return ns ? ns : kDefaultScavengeDelayNs;
 }
 uint64_t force_period() {
-  return g_opts.force_gc_period_ns ? g_opts.force_gc_period_ns : kDefaultForcePeriodNs;
+  uint64_t ns = __atomic_load_n(&g_opts.force_gc_period_ns, __ATOMIC_RELAXED);
+  return ns ? ns : kDefaultForcePeriodNs;
 }
 
 // The controller thread: runs requested cycles, forces one when none ran for the period
@@ -614,9 +618,17 @@ const char* reason_name(CycleReason r) {
   return "?";
 }
 
-void on_sweep_done() {
+uint64_t cycles_marked() {
   std::lock_guard<std::mutex> g(g_mu);
-  g_cycles_swept = std::max(g_cycles_swept, g_cycles_done);
+  return g_cycles_done;
+}
+
+void on_sweep_done(uint64_t cycle) {
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+  }
+  g_cv.notify_all();  // gc_collect waits for it
 }
 
 // ---- Hooks of the allocator ----------------------------------------------------------------
@@ -742,7 +754,7 @@ bool test_is_marked(const void* p) {
 void set_force_gc_period(uint64_t ns) {
   {
     std::lock_guard<std::mutex> g(g_mu);
-    g_opts.force_gc_period_ns = ns ? ns : kDefaultForcePeriodNs;
+    __atomic_store_n(&g_opts.force_gc_period_ns, ns ? ns : kDefaultForcePeriodNs, __ATOMIC_RELAXED);
   }
   g_cv.notify_all();
 }
@@ -750,7 +762,7 @@ void set_force_gc_period(uint64_t ns) {
 void set_scavenge_delay(uint64_t ns) {
   {
     std::lock_guard<std::mutex> g(g_mu);
-    g_opts.scavenge_delay_ns = ns ? ns : kDefaultScavengeDelayNs;
+    __atomic_store_n(&g_opts.scavenge_delay_ns, ns ? ns : kDefaultScavengeDelayNs, __ATOMIC_RELAXED);
   }
   g_cv.notify_all();
 }

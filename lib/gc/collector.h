@@ -42,7 +42,12 @@ void flush_wbuf(ThreadState* t);
 void scan_own_stack(ThreadState* t);
 void stress_safepoint(ThreadState* t);
 void stress_alloc();  // GC stress mode: called by gc_alloc*, collects every Nth call
-void on_sweep_done();
+// The background sweeper: the last cycle whose mark has ended (read when a sweep pass
+// starts), and the end of a pass that swept everything that cycle left (INV-SWEEP: a pass
+// reports only the cycle it started for, so a pass that was overtaken by a later cycle's
+// mark termination cannot report that later cycle's sweep as done).
+uint64_t cycles_marked();
+void on_sweep_done(uint64_t cycle);
 
 // ---- Stacks (stacks.cc) ------------------------------------------------------------------
 void stacks_begin_cycle(uint64_t cycle);

@@ -127,6 +127,7 @@ void start_background_sweeper() {
         if (g_bg_stop) return;
         g_bg_work = false;
       }
+      uint64_t cycle = cycles_marked();  // the cycle whose leftovers this pass sweeps
       // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans).
       bool any = true;
       while (any) {
@@ -139,7 +140,7 @@ void start_background_sweeper() {
         }
       }
       while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();
-      on_sweep_done();
+      on_sweep_done(cycle);
     }
   });
 }
