@@ -87,7 +87,7 @@ struct Walker {
                 "(word at %#zx) but is not marked: the mark phase missed it and the sweep "
                 "would free it",
                 base, o.span->size_class(), o.span->elemsize, o.span->noscan() ? ", noscan" : "",
-                root, offset);
+                root ? root : "a root", offset);
   }
 
   // A candidate pointer v found in a root (holder 0: `root` names it, offset = address of
