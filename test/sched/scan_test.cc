@@ -259,11 +259,16 @@ TEST_CASE("hundreds of fibers mutate cyclic graphs through back-to-back cycles",
   int rc = run_fibers(0, [&] {
     std::vector<gc_fiber*> fs;
     for (auto& c : cs) fs.push_back(gc_go(graph_fiber, &c));
-    // Cycles back to back while the graphs change, whatever the pacer would do.
+    // Cycles back to back while the graphs change, whatever the pacer would do, until the
+    // fibers are done and the plain thread has finished a round beside them.
+    struct Until {
+      std::atomic<bool>* done;
+      std::atomic<long>* rounds;
+    } until{&mutators_done, &thread_rounds};
     gc_fiber* collector = gc_go([](void* a) {
-      auto* done = static_cast<std::atomic<bool>*>(a);
-      for (int i = 0; i < 3 || !done->load(); i++) gc_collect();
-    }, &mutators_done);
+      auto* u = static_cast<Until*>(a);
+      for (int i = 0; i < 3 || !u->done->load() || u->rounds->load() == 0; i++) gc_collect();
+    }, &until);
     for (gc_fiber* f : fs) gc_join(f);
     mutators_done = true;
     gc_join(collector);
