@@ -241,7 +241,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   GcWork w;
   for_each_thread_stopped([&](ThreadState* t) {
     if (t->cache.tiny) grey_pointer(t->cache.tiny, w);
-    t->assist_bytes = 0;
+    t->assist_bytes.store(0, std::memory_order_relaxed);
   });
   w.dispose();
   g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
@@ -298,7 +298,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   ct.heap_end = heap_live();
   for_each_thread_stopped([](ThreadState* t) {
     t->cache.release_all();
-    t->assist_bytes = 0;
+    t->assist_bytes.store(0, std::memory_order_relaxed);
   });
   uint64_t marked = ms.bytes_marked.load(std::memory_order_relaxed);
   uint64_t scan_work = ms.scan_work.load(std::memory_order_relaxed);
@@ -637,11 +637,12 @@ void alloc_slow_hook(ThreadState* t, size_t bytes) {
   gc_safepoint();
   if (g_phase.load(std::memory_order_relaxed) == Phase::kMark) {
     // Mark assist: pay scan work in proportion to the allocation (Go's gcAssistAlloc).
-    t->assist_bytes += static_cast<int64_t>(bytes);
-    if (t->assist_bytes >= (64 << 10)) {
+    int64_t owed = t->assist_bytes.load(std::memory_order_relaxed) + static_cast<int64_t>(bytes);
+    t->assist_bytes.store(owed, std::memory_order_relaxed);
+    if (owed >= (64 << 10)) {
       double ratio = g_assist_ratio.load(std::memory_order_relaxed);
-      int64_t debt = static_cast<int64_t>(double(t->assist_bytes) * ratio);
-      t->assist_bytes = 0;
+      int64_t debt = static_cast<int64_t>(double(owed) * ratio);
+      t->assist_bytes.store(0, std::memory_order_relaxed);
       if (debt > 0) assist(debt);
     }
     return;

@@ -50,7 +50,10 @@ struct ThreadState {
   // > 0 while the thread waits for the collector itself (collector_wait_begin): a blocking
   // region for the collector that keeps the fiber's P (lib/sched does not hand it off).
   int collector_waits = 0;
-  int64_t assist_bytes = 0;      // allocation since the last assist, during marking
+  // Allocation since the last assist, during marking. The collector resets it with the
+  // world stopped, also for a thread inside a blocking region; a relaxed atomic (plain
+  // loads and stores on x86-64) so that reset can never tear or race with the owner.
+  std::atomic<int64_t> assist_bytes{0};
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
   ThreadState* prev = nullptr;
