@@ -142,7 +142,7 @@ typedef struct gc_stats {
   uint64_t next_gc;        /* heap goal of the next cycle */
   uint64_t trigger;        /* heap size at which the next cycle starts */
   uint64_t heap_live;      /* the pacer's view of the heap (span granular) */
-  uint64_t heap_marked;    /* bytes marked by the last cycle */
+  uint64_t heap_marked;    /* bytes marked by the last cycle (with those allocated during it) */
   uint64_t last_gc_ns;     /* end of the last cycle, ns since the Unix epoch */
   uint32_t num_gc;         /* completed cycles */
   uint32_t num_forced_gc;  /* cycles started by gc_collect or the periodic timer */

@@ -57,9 +57,8 @@ struct MarkState {
   WorkQueue queue;
   std::atomic<uint64_t> bytes_marked{0};
   std::atomic<uint64_t> scan_work{0};
-  // Objects allocated black this cycle (INV-MARK-2): part of the heap after the cycle, but
-  // not of the live heap the pacer sizes the next goal from (they were not found live by
-  // tracing; counting them lets a fast allocator inflate every following goal).
+  // Objects allocated black this cycle (INV-MARK-2): counted in the marked heap the pacer
+  // sizes the next goal from, as Go counts them (see finish_mark).
   std::atomic<uint64_t> bytes_allocated_black{0};
   std::atomic<int> busy{0};  // markers holding work outside the queue (termination)
 };

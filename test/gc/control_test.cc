@@ -78,9 +78,11 @@ TEST_CASE("a churn loop keeps the heap near its goal over many cycles", "[gc][pa
   INFO("before: " << (base.heap_inuse >> 20) << " MiB in use, " << (base.heap_marked >> 20)
        << " MiB marked; max heap in use " << (max_inuse >> 20) << " MiB, max goal "
        << (max_goal >> 20) << " MiB");
-  // Live 8 MiB (plus what was live before), GOGC 100: the goal is about twice that; in-use
-  // pages stay within 1.5x of the goal plus the spans cached per class.
-  REQUIRE(max_goal <= 2 * base.heap_marked + (20u << 20));
+  // Live 8 MiB (plus what was live before), GOGC 100: the goal is about twice the marked
+  // heap, which counts what was allocated black during the mark too, as Go's does (at most
+  // the runway from trigger to goal, a few MiB here); in-use pages stay within 1.5x of the
+  // goal plus the spans cached per class.
+  REQUIRE(max_goal <= 2 * base.heap_marked + (26u << 20));
   REQUIRE(max_inuse <= max_goal * 3 / 2 + (4 << 20) + (base.heap_inuse - base.heap_marked));
   uint64_t n = 0;
   for (Cell* c = live; c; c = c->next, n++) REQUIRE(c->check == ~c->value);
