@@ -56,7 +56,12 @@ std::atomic<bool> g_stop{false};  // read by workers under their own lock
 uint64_t g_last_cycle_end_ns = 0;
 std::atomic<Phase> g_phase{Phase::kOff};
 std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
-std::atomic<double> g_assist_ratio{0};   // scan work owed per byte (controller updates)
+// Relaxed copies of the pacer's goal and expected scan work (publish_trigger): an assist
+// computes its ratio from them and the heap as it is now (Go revises assistWorkPerByte on
+// every heapLive update). A ratio the controller refreshed every 100 us went stale when the
+// controller was descheduled, and the heap then overshot its goal on a loaded machine.
+std::atomic<uint64_t> g_assist_goal{Pacer::kNoGoal};
+std::atomic<uint64_t> g_assist_expected{0};
 // Go's bgScanCredit: scan work done by the mark workers that assists may claim instead of
 // scanning themselves. An assist that can neither claim credit nor find work parks until
 // the workers make credit or the mark ends (Go's gcParkAssist), so a mutator cannot
@@ -68,7 +73,11 @@ std::condition_variable& g_assist_cv = *new std::condition_variable;  // leaked:
 std::atomic<uint64_t> g_trigger{UINT64_MAX};  // copy of g_pacer.trigger for the fast check
 
 // Call with g_mu held after the pacer changed.
-void publish_trigger() { g_trigger.store(g_pacer.trigger, std::memory_order_relaxed); }
+void publish_trigger() {
+  g_trigger.store(g_pacer.trigger, std::memory_order_relaxed);
+  g_assist_goal.store(g_pacer.goal, std::memory_order_relaxed);
+  g_assist_expected.store(g_pacer.expected_scan_work(), std::memory_order_relaxed);
+}
 
 // Heap-allocated: a program may exit without gc_shutdown, and a joinable std::thread
 // destroyed at exit would terminate it.
@@ -398,8 +407,6 @@ void run_cycle(CycleReason reason, bool user_waits) {
                labels.empty() ? "?" : labels[0]);
     }
     std::unique_lock<std::mutex> g(g_mu);
-    g_assist_ratio.store(g_pacer.assist_ratio(heap_live(), ms.scan_work.load(std::memory_order_relaxed)),
-                         std::memory_order_relaxed);
     g_cv.wait_for(g, std::chrono::microseconds(user_waits ? 20 : 100));
   }
 
@@ -644,7 +651,10 @@ void alloc_slow_hook(ThreadState* t, size_t bytes) {
     int64_t owed = t->assist_bytes.load(std::memory_order_relaxed) + static_cast<int64_t>(bytes);
     t->assist_bytes.store(owed, std::memory_order_relaxed);
     if (owed >= (64 << 10)) {
-      double ratio = g_assist_ratio.load(std::memory_order_relaxed);
+      double ratio = Pacer::assist_ratio_for(
+          g_assist_goal.load(std::memory_order_relaxed),
+          g_assist_expected.load(std::memory_order_relaxed), heap_live(),
+          mark_state().scan_work.load(std::memory_order_relaxed));
       int64_t debt = static_cast<int64_t>(double(owed) * ratio);
       t->assist_bytes.store(0, std::memory_order_relaxed);
       if (debt > 0) assist(debt);

@@ -49,10 +49,18 @@ void Pacer::end_cycle(uint64_t alloc_bytes, uint64_t scan_work, double u) {
   cons_mark = std::clamp(std::max(cm, 0.5 * cons_mark + 0.5 * cm), 0.05, 20.0);
 }
 
-double Pacer::assist_ratio(uint64_t heap_live, uint64_t scan_done) const {
+uint64_t Pacer::expected_scan_work() const {
+  return std::max<uint64_t>(last_scan_work + stack_bytes + globals_bytes, 1 << 20);
+}
+
+double Pacer::assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_live,
+                               uint64_t scan_done) {
   if (goal == kNoGoal) return 0;
-  uint64_t expected = std::max<uint64_t>(last_scan_work + stack_bytes + globals_bytes, 1 << 20);
-  uint64_t remaining_work = expected > scan_done ? expected - scan_done : expected / 10;
+  // Never assume less than a tenth of the expected work is left: near (or past) the
+  // expected work the true remainder is unknown, and a ratio that fell to zero there let a
+  // mutator allocate freely past the goal while the mark had not ended (Go switches to its
+  // worst-case estimate once the expected work is exceeded, for the same reason).
+  uint64_t remaining_work = std::max(expected > scan_done ? expected - scan_done : 0, expected / 10);
   uint64_t remaining_heap = goal > heap_live ? goal - heap_live : 0;
   remaining_heap = std::max<uint64_t>(remaining_heap, 64 << 10);
   return double(remaining_work) / double(remaining_heap);

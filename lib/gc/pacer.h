@@ -42,7 +42,14 @@ struct Pacer {
   // alloc_bytes allocated while scanning scan_work bytes, with utilisation u of the CPUs.
   void end_cycle(uint64_t alloc_bytes, uint64_t scan_work, double u);
   // Bytes of scan work an allocating mutator owes per byte it allocates now.
-  double assist_ratio(uint64_t heap_live, uint64_t scan_done) const;
+  double assist_ratio(uint64_t heap_live, uint64_t scan_done) const {
+    return assist_ratio_for(goal, expected_scan_work(), heap_live, scan_done);
+  }
+  // The same from copies of goal and expected_scan_work(), for callers without the lock.
+  static double assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_live,
+                                 uint64_t scan_done);
+  // The scan work this cycle is expected to do (the last cycle's, at least 1 MiB).
+  uint64_t expected_scan_work() const;
   bool should_trigger(uint64_t heap_live) const { return goal != kNoGoal && heap_live >= trigger; }
 };
 
