@@ -6,8 +6,9 @@
 // fibers on 1 and on 2 P's, and over std::threads. The thread peers: a create+join of an
 // empty std::thread, and a two-thread ping-pong through a futex (std::atomic wait/notify).
 //
-// Usage: fibers [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2]
-// (binary-trees depth, default 18; --only: one binary-trees run in-process, for a profiler)
+// Usage: fibers [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2|switch|spawn|batch]
+// (binary-trees depth, default 18; --only: one binary-trees run, or one micro-benchmark on
+// 1 P, in-process, for a profiler)
 // Output: one line per figure, `name value unit`, e.g. `fiber_yield_switch 41.2 ns`; ratios
 // are unitless (`x`). Each configuration runs in its own child process (gc_init takes the
 // number of P's once), so the figures of one run are comparable.
@@ -278,19 +279,25 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--quick")) g_quick = true;
     else if (!strncmp(argv[i], "--only=", 7)) only = argv[i] + 7;
     else {
-      fprintf(stderr, "usage: %s [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2]\n",
+      fprintf(stderr, "usage: %s [--depth N] [--quick] [--only=fibers1p|fibers2p|threads1|threads2|switch|spawn|batch]\n",
               argv[0]);
       return 2;
     }
   }
   if (g_depth < 6) g_depth = 6;
   print("binary_trees_depth", g_depth, "levels");
+  if (only && (!strcmp(only, "switch") || !strcmp(only, "spawn") || !strcmp(only, "batch"))) {
+    init_heap(1);  // one micro-benchmark on 1 P in this process, for a profiler
+    if (!strcmp(only, "switch")) print("fiber_yield_switch", fiber_yield_ns(), "ns");
+    else print(only, fiber_spawn_ns(!strcmp(only, "spawn") ? 1 : 1000), "ns");
+    return 0;
+  }
   if (only) {  // one binary-trees run in this process, for a profiler
     long sum = 0;
     bool fibers = !strncmp(only, "fibers", 6);
     int n = only[strlen(only) - (fibers ? 2 : 1)] - '0';
     if (n < 1 || n > 2 || (!fibers && strncmp(only, "threads", 7))) {
-      fprintf(stderr, "--only: fibers1p, fibers2p, threads1 or threads2\n");
+      fprintf(stderr, "--only: fibers1p, fibers2p, threads1, threads2, switch, spawn or batch\n");
       return 2;
     }
     init_heap(fibers ? n : 2);

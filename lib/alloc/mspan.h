@@ -87,8 +87,10 @@ struct alignas(64) mspan {
   uint32_t alloc_count = 0;
   uint32_t alloc_count_before_cache = 0;
   uint64_t alloc_cache = 0;
-  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3).
-  std::atomic<uint32_t> freeindex_for_scan{0};
+  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3). Read by the
+  // markers (is_free) and written by each allocation: a line of its own, so that a marker's
+  // read does not cost the allocator a miss on the line of freeindex and alloc_cache.
+  alignas(64) std::atomic<uint32_t> freeindex_for_scan{0};
   std::atomic<uint32_t> sweepgen{0};
 
   uint32_t size_class() const { return span_class_size(spanclass); }

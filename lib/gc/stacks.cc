@@ -37,7 +37,7 @@ std::atomic<uint64_t> g_scan_cycle{0};  // the cycle being marked, 0 when not ma
 size_t g_snapshot_len = 0;              // registry length at mark start (registry lock)
 std::atomic<uint64_t> g_stacks_scanned{0};
 
-thread_local Stack* tls_current = nullptr;
+constinit thread_local Stack* tls_current __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // Marks s scanned for `cycle`; the caller owns s exclusively.
 void note_scanned(Stack* s, uint64_t cycle) {
@@ -125,6 +125,14 @@ void stack_park(Stack* s, uintptr_t sp) {
 }
 
 void stack_unpark(Stack* s) {
+  // Outside a mark no scanner can hold the stack: scanners claim stacks only while
+  // g_scan_cycle is set, which changes only with the world stopped, and the caller is
+  // running (not in a blocking region), so no mark starts before this store. That spares
+  // every fiber switch a compare-and-swap outside the mark.
+  if (g_scan_cycle.load(std::memory_order_relaxed) == 0) {
+    s->state.store(Stack::State::kRunning, std::memory_order_relaxed);
+    return;
+  }
   for (int spins = 0;; spins++) {
     Stack::State st = Stack::State::kParked;
     if (s->state.compare_exchange_weak(st, Stack::State::kRunning, std::memory_order_acquire))

@@ -16,8 +16,8 @@
 //   kDead      | nobody; not scanned                        | -
 //
 // Transitions: kRunning -> kParked (stack_park, by the owner, after saving sp and registers);
-// kParked -> kRunning (stack_unpark, waits while kScanning); kParked -> kScanning -> kParked
-// (the collector). A fiber stack is kParked while its fiber is runnable, blocked or not yet
+// kParked -> kRunning (stack_unpark, waits while kScanning; outside a mark, when nobody
+// scans, a plain store); kParked -> kScanning -> kParked (the collector, during a mark only). A fiber stack is kParked while its fiber is runnable, blocked or not yet
 // started; a thread stack is kParked while its thread is inside gc_blocking_begin/end or
 // while the thread runs a fiber on another stack.
 #pragma once

@@ -23,7 +23,7 @@ TRICOLOR_API uint32_t tricolor_poll_request = 0;
 
 namespace tricolor::internal {
 
-thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 ThreadRegistry g_threads;

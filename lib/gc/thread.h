@@ -80,7 +80,7 @@ void collector_wait_end();
 
 // The calling thread's state, or nullptr if it is not attached. initial-exec TLS: one
 // instruction on x86-64.
-extern thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec")));
+extern constinit thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec")));
 // Not checked by UBSan: its null-pointer check misreads the thread-pointer-relative address
 // of an initial-exec variable (a false report; the load itself is always valid).
 __attribute__((no_sanitize_undefined)) inline ThreadState* current_thread() { return tls_thread; }

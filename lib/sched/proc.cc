@@ -54,8 +54,11 @@ int g_procs_override = 0;
 std::vector<SchedPStats> g_last_stats;
 int g_last_threads = 0;
 
-thread_local M* tls_m = nullptr;
-thread_local uint32_t tls_rand = 0;
+// Initial-exec TLS: an %fs-relative access instead of a __tls_get_addr call per switch (as
+// mimalloc's own thread-locals; the static TLS block has room for a library loaded with
+// the program or dlopen'ed by it).
+constinit thread_local M* tls_m __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local uint32_t tls_rand __attribute__((tls_model("initial-exec"))) = 0;
 
 // The M running on this thread. Out of line and opaque on purpose: a fiber may resume on
 // another thread, so no caller may keep a thread-local address across a switch
