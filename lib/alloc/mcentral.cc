@@ -15,7 +15,7 @@ bool mcentral::has_unswept() const {
 }
 
 size_t mcentral::span_count() {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   return partial_[0].count + partial_[1].count + full_[0].count + full_[1].count;
 }
 
@@ -33,7 +33,7 @@ bool mcentral::sweep_and_file(mspan* s, bool want_free) {
 void mcentral::push_swept(mspan* s) {
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   s->sweepgen.store(sg, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   if (s->alloc_count < s->nelems) {
     s->list = SpanList::kPartial;
     partial_[swept(sg)].push(s);
@@ -48,7 +48,7 @@ mspan* mcentral::cache_span() {
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* s = nullptr;
   {
-    std::unique_lock<std::mutex> g(lock_);
+    std::unique_lock<SpinMutex> g(lock_);
     s = partial_[swept(sg)].pop();
     if (!s) {
       // Sweep unswept spans of this class until one has room (Go's cacheSpan steps 2-3).
@@ -102,7 +102,7 @@ bool mcentral::sweep_one() {
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* u;
   {
-    std::lock_guard<std::mutex> g(lock_);
+    std::lock_guard<SpinMutex> g(lock_);
     u = partial_[unswept(sg)].pop();
     if (!u) u = full_[unswept(sg)].pop();
     if (!u) return false;

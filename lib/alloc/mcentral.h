@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "alloc/mspan.h"
+#include "os/spin_mutex.h"
 
 namespace tricolor::internal {
 
@@ -37,7 +38,7 @@ class mcentral {
   // The background sweeper may still be looping (it finds nothing until now), so the
   // lists are read under the lock.
   void begin_sweep_cycle() {
-    std::lock_guard<std::mutex> g(lock_);
+    std::lock_guard<SpinMutex> g(lock_);
     uint32_t sg = heap_sweepgen();
     // Relaxed: the count is a hint (has_unswept); the lock orders the lists.
     unswept_count_.store(partial_[unswept(sg)].count + full_[unswept(sg)].count,
@@ -57,7 +58,7 @@ class mcentral {
   bool sweep_and_file(mspan* s, bool want_free);
 
   SpanClass spanclass_ = 0;
-  std::mutex lock_;
+  SpinMutex lock_;
   SpanListHead partial_[2];
   SpanListHead full_[2];
   std::atomic<size_t> unswept_count_{0};

@@ -27,7 +27,7 @@ void mheap::init() {
 }
 
 void mheap::destroy() {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   for (mspan* s : all_spans_) {
     span_release_bits(s);
     delete s;
@@ -130,7 +130,7 @@ bool mheap::grow(size_t npages) {
 }
 
 mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   // Relaxed: the limit is a setting; a stale read only delays its effect by one span.
   uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
   if ((counters.pages_inuse.load(std::memory_order_relaxed) + npages) * kPageSize > limit) return nullptr;
@@ -175,7 +175,7 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
 }
 
 void mheap::free_span(mspan* s) {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   s->state.store(SpanState::kDead, std::memory_order_release);
   poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
   for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) {
@@ -197,14 +197,14 @@ void mheap::free_span(mspan* s) {
 }
 
 size_t mheap::free_pages_locked_count() {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   size_t n = 0;
   for (auto& [addr, run] : runs_by_addr_) n += run.npages;
   return n;
 }
 
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
-  std::lock_guard<std::mutex> g(lock_);
+  std::lock_guard<SpinMutex> g(lock_);
   size_t released = 0;
   for (auto& [addr, run] : runs_by_addr_) {
     if (min_age_ns && now_ns - run.freed_ns < min_age_ns) continue;

@@ -85,7 +85,7 @@ class mheap {
   // Visits every in-use span under the lock (verifier, class statistics).
   template <class F>
   void for_each_span(F&& f) {
-    std::lock_guard<std::mutex> g(lock_);
+    std::lock_guard<SpinMutex> g(lock_);
     for (mspan* s : all_spans_) if (s->state.load(std::memory_order_relaxed) == SpanState::kInUse) f(s);
   }
   size_t free_pages_locked_count();
@@ -102,7 +102,7 @@ class mheap {
 
   static HeapArena** arena_map_;  // kArenaMapEntries entries, lazily committed
 
-  std::mutex lock_;
+  SpinMutex lock_;
   std::map<uintptr_t, FreeRun> runs_by_addr_;
   std::set<std::pair<size_t, uintptr_t>> runs_by_size_;
   std::vector<HeapArena*> arenas_;

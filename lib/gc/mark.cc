@@ -1,6 +1,8 @@
 // Marking: see mark.h.
 #include "gc/mark.h"
 
+#include <cstring>
+
 #include "alloc/mheap.h"
 #include "alloc/types.h"
 #include "gc/stacks.h"
@@ -92,6 +94,21 @@ bool GcWork::get(uintptr_t* obj) {
   }
   *obj = buf->obj[--buf->n];
   return true;
+}
+
+// Go's gcWork.balance, called by drain while the shared queue is empty: half of the local
+// buffer (its older half, the items nearer the roots) goes to the queue, so that the other
+// markers and the assists find work. Without it a narrow, deep structure (a tree, a list)
+// keeps its whole grey set in one marker's buffer, and every other marker idles or parks.
+void GcWork::balance() {
+  if (!buf || buf->n < 8) return;
+  Workbuf* b = g_mark.queue.get_empty();
+  int half = buf->n / 2;
+  memcpy(b->obj, buf->obj, size_t(half) * sizeof(uintptr_t));
+  memmove(buf->obj, buf->obj + half, size_t(buf->n - half) * sizeof(uintptr_t));
+  b->n = half;
+  buf->n -= half;
+  g_mark.queue.push_full(b);
 }
 
 void GcWork::dispose() {
@@ -207,9 +224,12 @@ int64_t drain(GcWork& w, int64_t budget) {
   for (;;) {
     bool within = budget < 0 || int64_t(w.scan_work - start) < budget;
     // Relaxed: a hint; the callers synchronise with the stop through their own checks.
-    if (within && ++scanned % kStopCheckEvery == 0 &&
-        (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollStopTheWorld))
-      within = false;
+    if (within && ++scanned % kStopCheckEvery == 0) {
+      if (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollStopTheWorld)
+        within = false;
+      else if (g_mark.queue.empty_hint())
+        w.balance();
+    }
     uintptr_t item;
     while (within && n < kPrefetchAhead && w.get(&item)) {
       __builtin_prefetch(reinterpret_cast<const void*>(item));

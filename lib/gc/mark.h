@@ -34,6 +34,7 @@ class WorkQueue {
   Workbuf* get_empty();
   void put_empty(Workbuf* b);
   bool empty() const { return nfull_.load(std::memory_order_seq_cst) == 0; }
+  bool empty_hint() const { return nfull_.load(std::memory_order_relaxed) == 0; }
   void free_all();
 
  private:
@@ -50,6 +51,7 @@ struct GcWork {
   uint64_t scan_work = 0;     // bytes scanned, flushed to MarkState::scan_work
   void put(uintptr_t obj);
   bool get(uintptr_t* obj);
+  void balance();  // gives half of the buffer to the shared queue
   void dispose();  // publishes the buffer and the counters
 };
 
