@@ -27,7 +27,7 @@ struct StackRegistry {
   std::mutex lock;
   std::vector<Stack*> slots;
   std::vector<size_t> free_slots;
-  size_t live = 0;
+  size_t live = 0;  // registered stacks, retired ones included
 };
 StackRegistry& g_reg = *new StackRegistry();  // never destroyed (exit with threads running)
 
@@ -36,6 +36,8 @@ std::atomic<int64_t> g_unscanned{0};
 std::atomic<uint64_t> g_scan_cycle{0};  // the cycle being marked, 0 when not marking
 size_t g_snapshot_len = 0;              // registry length at mark start (registry lock)
 std::atomic<uint64_t> g_stacks_scanned{0};
+// Registered stacks that are retired (kDead): not counted as live, never scanned.
+std::atomic<int64_t> g_retired{0};
 
 constinit thread_local Stack* tls_current __attribute__((tls_model("initial-exec"))) = nullptr;
 
@@ -77,8 +79,18 @@ void stack_register(Stack* s, uintptr_t lo, uintptr_t hi, const char* label) {
 }
 
 void stack_unregister(Stack* s) {
+  Stack::State st = s->state.load(std::memory_order_acquire);
+  if (st == Stack::State::kDead) {  // retired: nobody scans it; it was counted out then
+    std::lock_guard<std::mutex> g(g_reg.lock);
+    size_t idx = reinterpret_cast<size_t>(s->reg_next);
+    g_reg.slots[idx] = nullptr;
+    g_reg.free_slots.push_back(idx);
+    g_reg.live--;
+    g_retired.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
   // Wait out a scan in progress, then own it.
-  if (s->state.load(std::memory_order_acquire) != Stack::State::kRunning) stack_unpark(s);
+  if (st != Stack::State::kRunning) stack_unpark(s);
   std::lock_guard<std::mutex> g(g_reg.lock);
   uint64_t cycle = g_scan_cycle.load(std::memory_order_relaxed);
   size_t idx = reinterpret_cast<size_t>(s->reg_next);
@@ -90,6 +102,33 @@ void stack_unregister(Stack* s) {
   g_reg.slots[idx] = nullptr;
   g_reg.free_slots.push_back(idx);
   g_reg.live--;
+}
+
+void stack_retire(Stack* s) {
+  // The caller owns s (kRunning): no scanner holds it, and none claims it once it is
+  // kDead. A mark that counted it at its start stops waiting for it here (INV-SCHED-2: a
+  // dead fiber is not scanned; the pointers it gave away went through the barrier).
+  uint64_t cycle = g_scan_cycle.load(std::memory_order_acquire);
+  if (cycle && s->scanned_cycle.load(std::memory_order_relaxed) != cycle) note_scanned(s, cycle);
+  g_retired.fetch_add(1, std::memory_order_relaxed);
+  s->state.store(Stack::State::kDead, std::memory_order_release);
+}
+
+void stack_revive(Stack* s, uintptr_t lo, uintptr_t hi) {
+  TRICOLOR_CHECK(s->state.load(std::memory_order_acquire) == Stack::State::kDead,
+                 "revive of a stack that is not retired");
+  s->lo = lo;
+  s->hi = hi;
+  s->sp = hi;
+  for (auto& r : s->regs) r = 0;
+  // Black for the cycle being marked, if any (INV-STACK-2). A mark that starts after this
+  // load (the world stopped, so not before this thread's next safepoint) counts the stack
+  // as live and scans it. A scanner that read the old scanned_cycle before this store and
+  // claims the stack afterwards scans a new, empty stack, and note_scanned ignores the
+  // second note. (A stack retired before the mark started was not counted by it.)
+  s->scanned_cycle.store(g_scan_cycle.load(std::memory_order_acquire), std::memory_order_relaxed);
+  g_retired.fetch_sub(1, std::memory_order_relaxed);
+  s->state.store(Stack::State::kParked, std::memory_order_release);
 }
 
 void stack_park(Stack* s, uintptr_t sp) {
@@ -167,8 +206,8 @@ static void scan_stack_words(Stack* s, uintptr_t sp, GcWork& w) {
 void stacks_begin_cycle(uint64_t cycle) {
   std::lock_guard<std::mutex> g(g_reg.lock);
   g_snapshot_len = g_reg.slots.size();
-  int64_t n = 0;
-  for (size_t i = 0; i < g_snapshot_len; i++) n += g_reg.slots[i] != nullptr;
+  // The live stacks (O(1)): the world is stopped, so no stack is being retired or revived.
+  int64_t n = int64_t(g_reg.live) - g_retired.load(std::memory_order_relaxed);
   g_unscanned.store(n, std::memory_order_seq_cst);
   g_scan_cycle.store(cycle, std::memory_order_seq_cst);
   if (n) poll_set(kPollStackScan);
@@ -191,7 +230,7 @@ int64_t stacks_unscanned() { return g_unscanned.load(std::memory_order_seq_cst);
 uint64_t stacks_scanned_total() { return g_stacks_scanned.load(std::memory_order_relaxed); }
 size_t stacks_live() {
   std::lock_guard<std::mutex> g(g_reg.lock);
-  return g_reg.live;
+  return g_reg.live - size_t(g_retired.load(std::memory_order_relaxed));
 }
 
 size_t scan_parked_stacks(GcWork& w) {

@@ -55,8 +55,17 @@ struct Stack {
 // memory of the Stack object is owned by the caller and must stay valid until
 // stack_unregister returns.
 void stack_register(Stack* s, uintptr_t lo, uintptr_t hi, const char* label);
-// Removes the stack (the caller owns it: kRunning or kParked). It is not scanned again.
+// Removes the stack (the caller owns it: kRunning, kParked, or retired). It is not scanned
+// again.
 void stack_unregister(Stack* s);
+// A fiber's stack dies but stays registered, kDead, for the next fiber of the same G (Go
+// keeps dead goroutines in allgs): spawning and exiting then take no registry lock. The
+// caller owns the stack (kRunning); a dead stack is never scanned (noted as scanned if the
+// mark is waiting for it).
+void stack_retire(Stack* s);
+// Brings a retired stack back for new memory [lo, hi), as stack_register does: kParked,
+// sp = hi, black for the cycle being marked.
+void stack_revive(Stack* s, uintptr_t lo, uintptr_t hi);
 
 // The owner gives the stack up: sp is the lowest address holding live data (for a fiber,
 // the sp saved by the context switch, which pushed the callee-saved registers below it).

@@ -367,6 +367,8 @@ void stopm(M* m, uint64_t deadline) {
 
 // ---- Free lists ---------------------------------------------------------------------------
 
+constexpr int kGSlab = 64;  // G objects allocated at a time
+
 G* gfget(P* p) {
   if (p && p->gfree) {
     G* g = p->gfree;
@@ -376,10 +378,9 @@ G* gfget(P* p) {
   }
   std::lock_guard<std::mutex> l(S.lock);
   if (!S.gfree) {
-    constexpr int kSlab = 64;
-    G* slab = new G[kSlab];
+    G* slab = new G[kGSlab];
     S.slabs.push_back(slab);
-    for (int i = 0; i < kSlab; i++) {
+    for (int i = 0; i < kGSlab; i++) {
       slab[i].schedlink = S.gfree;
       S.gfree = &slab[i];
     }
@@ -590,7 +591,7 @@ void post_sleep(M*, Coro* prev, void*) {
 
 void post_exit(M* m, Coro* prev, void*) {
   G* g = prev->g;
-  stack_unregister(&g->stack);  // INV-SCHED-2: a dead fiber is not scanned
+  stack_retire(&g->stack);  // INV-SCHED-2: a dead fiber is not scanned
 #if TRICOLOR_TSAN
   __tsan_destroy_fiber(g->co.tsan_fiber);
   g->co.tsan_fiber = nullptr;
@@ -639,7 +640,12 @@ G* newproc(M* m, gc_fiber_fn fn, void* arg) {
   g->co.g = g;
   g->co.stack = &g->stack;
   g->co.asan_fake = nullptr;
-  stack_register(&g->stack, g->mem.lo, g->mem.hi, "fiber");
+  if (g->stack_registered) {
+    stack_revive(&g->stack, g->mem.lo, g->mem.hi);  // no registry lock (stacks.h)
+  } else {
+    stack_register(&g->stack, g->mem.lo, g->mem.hi, "fiber");
+    g->stack_registered = true;
+  }
   stack_unpark(&g->stack);  // ours while we write its first frame
 #if TRICOLOR_ASAN
   __asan_unpoison_memory_region(reinterpret_cast<void*>(g->mem.lo), g->mem.size());
@@ -847,7 +853,11 @@ void sched_teardown(M* m0) {
   {
     std::lock_guard<std::mutex> l(S.lock);
     S.allm.clear();
-    for (G* slab : S.slabs) delete[] slab;
+    for (G* slab : S.slabs) {
+      for (int i = 0; i < kGSlab; i++)
+        if (slab[i].stack_registered) stack_unregister(&slab[i].stack);
+      delete[] slab;
+    }
     S.slabs.clear();
     S.gfree = nullptr;
   }

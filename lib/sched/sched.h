@@ -46,7 +46,8 @@ enum class GStatus : uint32_t {
 // end of gc_run, so a handle is memory-safe until then.
 struct G {
   Coro co;
-  Stack stack;                          // registered with the collector while alive
+  Stack stack;                          // registered from its first fiber on; retired (kDead) between fibers
+  bool stack_registered = false;        // owner (the spawner, then the fiber)
   StackMem mem;                         // its stack memory while alive (owner)
   gc_fiber_fn fn = nullptr;
   std::atomic<GStatus> status{GStatus::kFree};
