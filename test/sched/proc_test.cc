@@ -140,7 +140,9 @@ TEST_CASE("work stealing spreads fibers over every P", "[sched][proc]") {
     INFO("P " << i << ": " << ran_on[i].load() << " fibers finished, "
               << sched_p_stats(i).fibers_run << " switched to, " << sched_p_stats(i).steals
               << " steals");
-    CHECK(ran_on[i].load() > 0);
+    // Every P ran fibers. Where each fiber finished is shown but not required per P: on a
+    // loaded machine sysmon preempts fibers that run 10 ms, and a P whose thread got
+    // little CPU may see its fibers finish on another P (seen under TSan).
     CHECK(sched_p_stats(i).fibers_run > 0);
     steals += sched_p_stats(i).steals;
     sum += ran_on[i].load();
