@@ -35,6 +35,7 @@ struct Writer {
   std::deque<std::string> queue;  // mu
   FILE* file = nullptr;           // the writer thread's, until it is joined
   bool stop = false;              // mu
+  bool ended = false;             // mu: the `end` event is queued; later events are dropped
   std::thread thread;
   std::string path;
 };
@@ -85,10 +86,22 @@ void stop_writer(Writer* w) {
 // A program may exit without gc_shutdown: write the `end` event and what is queued, so
 // the dump is complete. The writer is left allocated (threads still running may queue
 // more events, which are dropped).
+// Queues the `end` event as the last one: an event another thread (the background sweeper,
+// at exit) built before tracing was switched off is dropped rather than written after it.
+void emit_end(Writer* w, std::string line) {
+  {
+    std::lock_guard<std::mutex> g(w->mu);
+    if (w->ended) return;
+    w->queue.push_back(std::move(line));
+    w->ended = true;
+  }
+  w->cv.notify_one();
+}
+
 void flush_at_exit() {
   Writer* w = g_w.load(std::memory_order_relaxed);
   if (!w || !g_enabled.load(std::memory_order_relaxed)) return;
-  heaptrace_emit(end_event(true));
+  emit_end(w, end_event(true));
   g_enabled.store(false, std::memory_order_relaxed);
   stop_writer(w);
   fflush(w->file);
@@ -159,6 +172,7 @@ void heaptrace_emit(std::string line) {
   if (!w) return;
   {
     std::lock_guard<std::mutex> g(w->mu);
+    if (w->ended) return;
     w->queue.push_back(std::move(line));
   }
   w->cv.notify_one();
@@ -182,7 +196,7 @@ std::string end_event(bool at_exit) {
 void heaptrace_close() {
   Writer* w = g_w.load(std::memory_order_relaxed);
   if (!w) return;
-  if (g_enabled.load(std::memory_order_relaxed)) heaptrace_emit(end_event(false));
+  if (g_enabled.load(std::memory_order_relaxed)) emit_end(w, end_event(false));
   g_enabled.store(false);
   stop_writer(w);
   fclose(w->file);
