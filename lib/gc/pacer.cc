@@ -60,6 +60,11 @@ double Pacer::assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_l
   // expected work the true remainder is unknown, and a ratio that fell to zero there let a
   // mutator allocate freely past the goal while the mark had not ended (Go switches to its
   // worst-case estimate once the expected work is exceeded, for the same reason).
+  // Once the expected work is done and the mark goes on, assume the worst, as Go does
+  // (scanWorkExpected becomes the whole scannable heap): every live byte may need scanning.
+  // Without it a cycle with no history (expected: the 1 MiB floor) on a large live heap
+  // let the mutator run far past the goal on a loaded machine.
+  if (scan_done >= expected) expected = std::max(expected, heap_live);
   uint64_t remaining_work = std::max(expected > scan_done ? expected - scan_done : 0, expected / 10);
   uint64_t remaining_heap = goal > heap_live ? goal - heap_live : 0;
   remaining_heap = std::max<uint64_t>(remaining_heap, 64 << 10);
