@@ -8,7 +8,10 @@
 // would be freed by the sweep that follows.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace tricolor::internal {
 
@@ -30,5 +33,13 @@ CheckmarkResult checkmark_heap(bool abort_on_miss = true);
 // Checks run and objects reached so far (tests, torture summaries).
 uint64_t checkmark_runs();
 uint64_t checkmark_reached_total();
+
+// Retention probe (tests): after each mark while set, for each of the n objects (given as
+// address ^ mask, so the caller need not hold their addresses) that is marked, the words
+// that point into it (registered roots, stacks, tiny blocks, marked heap objects) are
+// recorded; retention_probe_report returns those of the last mark. n = 0 turns it off.
+void set_retention_probe(const uintptr_t* hidden, size_t n, uintptr_t mask);
+std::vector<std::string> retention_probe_report();
+void run_retention_probe();  // the collector calls it at mark termination (world stopped)
 
 }  // namespace tricolor::internal

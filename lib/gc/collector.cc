@@ -304,6 +304,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     g_verify_failures.fetch_add(bad, std::memory_order_relaxed);
   }
   if (checkmark_enabled()) checkmark_heap();  // re-mark from the roots; aborts on a miss
+  run_retention_probe();                      // tests: what keeps an object (checkmark.h)
   ct.heap_end = heap_live();
   for_each_thread_stopped([](ThreadState* t) {
     t->cache.release_all();

@@ -67,10 +67,14 @@ TEST_CASE("an unreachable list is reclaimed and a rooted list survives", "[gc][c
     }
     g_root_slot[0] = lhead;  // plain store: roots need no barrier
   });
-  gc_collect();
-  size_t freed_count = 0;
-  for (uintptr_t h : dead) freed_count += freed(h);
-  REQUIRE(freed_count == dead.size());
+  // Every dead node is freed, unless a stale stack word names one (conservative scanning;
+  // seen under TSan): then that node and the chain behind it, and nothing else, survive.
+  std::vector<std::string> why;
+  size_t unexplained = 0;
+  size_t kept = collect_until_freed(dead, 3, &why, &unexplained);
+  for (auto& w : why) WARN(w);
+  REQUIRE(unexplained == 0);
+  if (kept != 0) REQUIRE(!why.empty());
   for (uintptr_t h : live) REQUIRE(!freed(h));
   // Walked on a thread of its own: no stale word of this stack keeps the list later.
   uint64_t n = 0, bad = 0;

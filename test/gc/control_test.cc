@@ -167,22 +167,15 @@ TEST_CASE("the scavenger and gc_free_os_memory return free memory to the OS", "[
   size_t rss1 = os_rss_bytes();
   hold[0] = nullptr;
   gc_remove_root(hold);
-  gc_collect();
-  auto still_allocated = [&] {
-    size_t n = 0;
-    for (uintptr_t h : hidden) n += !freed(h);
-    return n;
-  };
-  // All 200 are freed by this collection; under TSan, about one run in 40 keeps one of them
-  // for one more cycle (an object kept a cycle too long, not one freed too early; not
-  // understood yet). A second collection must free it.
-  size_t kept = still_allocated();
-  if (kept != 0) {
-    WARN(kept << " of 200 dropped objects survived a full collection; collecting again");
-    gc_collect();
-    kept = still_allocated();
-  }
-  REQUIRE(kept == 0);
+  // All 200 are freed by the next collection, except what a stale stack word keeps (then
+  // for as long as it stays; seen under TSan: the word was a caller's callee-saved register
+  // pushed by gc_blocking_begin). collect_until_freed names every holder.
+  std::vector<std::string> why;
+  size_t unexplained = 0;
+  size_t kept = collect_until_freed(hidden, 3, &why, &unexplained);
+  for (auto& w : why) WARN(w);
+  REQUIRE(unexplained == 0);
+  REQUIRE(kept <= 1);  // one stale word names one 1 MiB object (noscan: it holds nothing)
   // The aged scavenger: with a short delay, the background releases the free pages.
   set_scavenge_delay(20 * 1000000ull);
   gc_stats s;

@@ -2,11 +2,16 @@
 // stack scan, and to run code on a short-lived attached thread whose stack disappears.
 #pragma once
 
+#include <cinttypes>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "gc/checkmark.h"
 #include "gc/collector.h"
 #include "tricolor/gc.h"
 
@@ -100,6 +105,42 @@ inline Node* new_node(uint64_t id) {
   n->id = id;
   n->check = ~id;
   return n;
+}
+
+// Collects until every object of `hidden` (hidden addresses) is freed, at most `rounds`
+// collections, and says what kept the others. Stacks are scanned conservatively, so a
+// stale word on a stack (a callee-saved register a caller still holds, a slot a frame
+// never wrote) legitimately keeps the object it names, and what that object points to,
+// for as long as the word stays. The retention probe (gc/checkmark.h) names each holder:
+// a stack word, or a marked heap object that is itself one of `hidden` (a chain from a
+// stack-held one), is allowed; a registered root, another heap object, or no holder at
+// all is a collector bug and goes into *unexplained. `why` gets the probe's lines.
+// Returns how many are still allocated.
+inline size_t collect_until_freed(const std::vector<uintptr_t>& hidden, int rounds,
+                                  std::vector<std::string>* why, size_t* unexplained) {
+  tricolor::internal::set_retention_probe(hidden.data(), hidden.size(), kHideMask);
+  size_t kept = 0;
+  *unexplained = 0;
+  for (int r = 0; r < rounds; r++) {
+    gc_collect();
+    kept = 0;
+    for (uintptr_t h : hidden) kept += !freed(h);
+    if (kept == 0) break;
+    *unexplained = 0;
+    for (const std::string& line : tricolor::internal::retention_probe_report()) {
+      why->push_back(line);
+      if (line.find("stack") != std::string::npos) continue;
+      uintptr_t holder = 0;
+      size_t at = line.find("marked heap object ");
+      bool chain = false;
+      if (at != std::string::npos &&
+          sscanf(line.c_str() + at, "marked heap object %" SCNxPTR, &holder) == 1)
+        for (uintptr_t h : hidden) chain = chain || (h ^ kHideMask) == holder;
+      if (!chain) (*unexplained)++;
+    }
+  }
+  tricolor::internal::set_retention_probe(nullptr, 0, 0);
+  return kept;
 }
 
 }  // namespace tricolor::test
