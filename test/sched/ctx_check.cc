@@ -30,6 +30,24 @@ long g_rounds = 0;
 uint64_t g_fiber_sum = 0;
 double g_fiber_fsum = 0;
 
+// Integer and floating-point values that a loop keeps in registers.
+struct Live {
+  uint64_t a = 1, b = 2, c = 3, d = 4, e = 5;
+  double x = 0.5, y = 1.25, z = 2.75;
+  [[gnu::always_inline]] void step(long i) {
+    a += uint64_t(i);
+    b ^= a;
+    c += b;
+    d += c ^ uint64_t(i);
+    e += d;
+    x += 1.0;
+    y *= 1.0000001;
+    z += x;
+  }
+  uint64_t sum() const { return a + b + c + d + e; }
+  double fsum() const { return x + y + z; }
+};
+
 void fail(const char* what) {
   fprintf(stderr, "ctx_check: FAILED: %s\n", what);
   g_failures++;
@@ -45,21 +63,13 @@ void fail(const char* what) {
     fail("the new context's frame is not 16-byte aligned");
   // Values kept live across every switch: in callee-saved registers, which the switch
   // must save and restore (d8-d15 on aarch64 for the doubles).
-  uint64_t a = 1, b = 2, c = 3, d = 4, e = 5;
-  double x = 0.5, y = 1.25, z = 2.75;
+  Live v;
   for (long i = 0; i < g_rounds; i++) {
-    a += i;
-    b ^= a;
-    c += b;
-    d += c ^ i;
-    e += d;
-    x += 1.0;
-    y *= 1.0000001;
-    z += x;
+    v.step(i);
     tricolor_ctx_switch(&g_fiber_sp, g_main_sp);
   }
-  g_fiber_sum = a + b + c + d + e;
-  g_fiber_fsum = x + y + z;
+  g_fiber_sum = v.sum();
+  g_fiber_fsum = v.fsum();
   tricolor_ctx_switch(&g_fiber_sp, g_main_sp);
   fail("a finished context was resumed");
   abort();
@@ -69,21 +79,10 @@ void fiber_start(void* a0, void* a1) { fiber_body(a0, a1); }
 
 // The same arithmetic without switches, for the expected results.
 void expected(long rounds, uint64_t* sum, double* fsum) {
-  uint64_t a = 1, b = 2, c = 3, d = 4, e = 5;
-  double x = 0.5, y = 1.25, z = 2.75;
-  for (long i = 0; i < rounds; i++) {
-    a += i;
-    b ^= a;
-    c += b;
-    d += c ^ i;
-    e += d;
-    x += 1.0;
-    y *= 1.0000001;
-    z += x;
-    asm volatile("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d), "+r"(e));
-  }
-  *sum = a + b + c + d + e;
-  *fsum = x + y + z;
+  Live v;
+  for (long i = 0; i < rounds; i++) v.step(i);
+  *sum = v.sum();
+  *fsum = v.fsum();
 }
 
 }  // namespace
