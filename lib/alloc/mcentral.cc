@@ -31,6 +31,7 @@ bool mcentral::sweep_and_file(mspan* s, bool want_free) {
 }
 
 void mcentral::push_swept(mspan* s) {
+  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   s->sweepgen.store(sg, std::memory_order_relaxed);
   std::lock_guard<SpinMutex> g(lock_);
@@ -44,6 +45,7 @@ void mcentral::push_swept(mspan* s) {
 }
 
 mspan* mcentral::cache_span() {
+  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   SweepActive active;  // before any pop: sweeping is not done while we may sweep
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* s = nullptr;
