@@ -45,7 +45,6 @@ void mcentral::push_swept(mspan* s) {
 }
 
 mspan* mcentral::cache_span() {
-  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   SweepActive active;  // before any pop: sweeping is not done while we may sweep
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* s = nullptr;

@@ -39,8 +39,8 @@ class mcentral {
   // lists are read under the lock.
   void begin_sweep_cycle() {
     // A class that never held a span has nothing to count: most of the 134 in a program,
-    // and taking their locks was a third of the mark-termination pause. `used_` is set
-    // before a span first enters the lists, by a thread the stop has synchronised with.
+    // and taking their locks was a third of the mark-termination pause. `used_` is set by
+    // push_swept, the one way into the lists, by a thread the stop has synchronised with.
     if (!used_.load(std::memory_order_relaxed)) return;
     std::lock_guard<SpinMutex> g(lock_);
     uint32_t sg = heap_sweepgen();

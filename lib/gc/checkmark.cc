@@ -26,6 +26,7 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -154,32 +155,41 @@ void set_checkmark_strict(bool on) { g_mode.store(on ? 2 : 1); }
 uint64_t checkmark_runs() { return g_runs.load(std::memory_order_relaxed); }
 uint64_t checkmark_reached_total() { return g_reached_total.load(std::memory_order_relaxed); }
 
+namespace {
+
+// The word ranges the collector treats as roots at mark termination (world stopped), with
+// what each is and whether it is a stack: the registered roots; the current stack of each
+// thread stopped at a safepoint, from the sp it recorded when it stopped; every parked
+// stack, its saved registers and then its words from the saved sp. Shared by the check and
+// the retention probe.
+void for_each_root_range(const std::function<void(uintptr_t, uintptr_t, const char*, bool)>& f) {
+  roots_for_each([&](uintptr_t lo, size_t bytes) { f(lo, lo + bytes, "a registered root", false); });
+  for_each_thread_stopped([&](ThreadState* t) {
+    Stack* s = t->current;
+    if (!s || t->status.load(std::memory_order_seq_cst) != ThreadStatus::kStopped) return;
+    if (s->state.load(std::memory_order_acquire) != Stack::State::kRunning) return;
+    if (t->stop_sp >= s->lo && t->stop_sp < s->hi) f(t->stop_sp, s->hi, "a thread's stack", true);
+  });
+  stacks_for_each([&](Stack* s) {
+    if (s->state.load(std::memory_order_acquire) != Stack::State::kParked) return;
+    f(reinterpret_cast<uintptr_t>(s->regs), reinterpret_cast<uintptr_t>(s->regs + kSavedRegs),
+      "a parked stack's saved registers", true);
+    f(s->sp < s->lo ? s->lo : s->sp, s->hi, "a parked stack", true);
+  });
+}
+
+}  // namespace
+
 CheckmarkResult checkmark_heap(bool abort_on_miss) {
   Walker w;
   w.strict_stacks = mode() == 2;
-  // 1. Registered roots.
-  roots_for_each([&](uintptr_t lo, size_t bytes) { w.scan_range(lo, lo + bytes, "a registered root", false); });
-  w.drain();
   // Tiny blocks: heap objects referenced from the mcaches.
   for_each_thread_stopped([&](ThreadState* t) {
     if (t->cache.tiny) w.visit(t->cache.tiny, "a thread's tiny block", 0, 0, false);
   });
   w.drain();
-  // Stacks: parked ones from their saved sp and registers; running ones (the current stack
-  // of a thread stopped at a safepoint) from the sp recorded when it stopped.
-  for_each_thread_stopped([&](ThreadState* t) {
-    Stack* s = t->current;
-    if (!s || t->status.load(std::memory_order_seq_cst) != ThreadStatus::kStopped) return;
-    if (s->state.load(std::memory_order_acquire) != Stack::State::kRunning) return;
-    if (t->stop_sp >= s->lo && t->stop_sp < s->hi) w.scan_range(t->stop_sp, s->hi, "a thread's stack", true);
-    w.drain();
-  });
-  stacks_for_each([&](Stack* s) {
-    if (s->state.load(std::memory_order_acquire) != Stack::State::kParked) return;
-    w.scan_range(reinterpret_cast<uintptr_t>(s->regs), reinterpret_cast<uintptr_t>(s->regs + kSavedRegs),
-                 "a parked stack's saved registers", true);
-    uintptr_t sp = s->sp < s->lo ? s->lo : s->sp;
-    w.scan_range(sp, s->hi, "a parked stack", true);
+  for_each_root_range([&](uintptr_t lo, uintptr_t hi, const char* what, bool stack) {
+    w.scan_range(lo, hi, what, stack);
     w.drain();
   });
   g_runs.fetch_add(1, std::memory_order_relaxed);
@@ -250,21 +260,11 @@ void run_retention_probe() {
 __attribute__((no_sanitize("thread", "address")))
 std::vector<std::string> probe_one(uintptr_t obj, uintptr_t end) {
   std::vector<std::string> out;
-  roots_for_each([&](uintptr_t lo, size_t bytes) { probe_range(lo, lo + bytes, obj, end, "registered root", out); });
   for_each_thread_stopped([&](ThreadState* t) {
     if (t->cache.tiny >= obj && t->cache.tiny < end) out.emplace_back(std::string("tiny block of thread ") + t->name);
-    Stack* s = t->current;
-    if (!s || t->status.load(std::memory_order_seq_cst) != ThreadStatus::kStopped) return;
-    if (s->state.load(std::memory_order_acquire) != Stack::State::kRunning) return;
-    if (t->stop_sp >= s->lo && t->stop_sp < s->hi)
-      probe_range(t->stop_sp, s->hi, obj, end, (std::string("stopped stack of thread ") + t->name).c_str(), out);
   });
-  stacks_for_each([&](Stack* s) {
-    if (s->state.load(std::memory_order_acquire) != Stack::State::kParked) return;
-    std::string what = std::string("parked stack (") + s->label + ")";
-    probe_range(reinterpret_cast<uintptr_t>(s->regs), reinterpret_cast<uintptr_t>(s->regs + kSavedRegs), obj, end,
-                (what + ", saved registers").c_str(), out);
-    probe_range(s->sp < s->lo ? s->lo : s->sp, s->hi, obj, end, what.c_str(), out);
+  for_each_root_range([&](uintptr_t lo, uintptr_t hi, const char* what, bool) {
+    probe_range(lo, hi, obj, end, what, out);
   });
   heap().for_each_span([&](mspan* s) {
     if (s->noscan()) return;

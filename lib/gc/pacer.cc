@@ -56,14 +56,12 @@ uint64_t Pacer::expected_scan_work() const {
 double Pacer::assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_live,
                                uint64_t scan_done) {
   if (goal == kNoGoal) return 0;
-  // Never assume less than a tenth of the expected work is left: near (or past) the
-  // expected work the true remainder is unknown, and a ratio that fell to zero there let a
-  // mutator allocate freely past the goal while the mark had not ended (Go switches to its
-  // worst-case estimate once the expected work is exceeded, for the same reason).
-  // Once the expected work is done and the mark goes on, assume the worst, as Go does
-  // (scanWorkExpected becomes the whole scannable heap): every live byte may need scanning.
-  // Without it a cycle with no history (expected: the 1 MiB floor) on a large live heap
-  // let the mutator run far past the goal on a loaded machine.
+  // Near or past the expected work the true remainder is unknown; a ratio that fell to
+  // zero there let a mutator allocate freely past the goal while the mark went on. So, as
+  // Go does (scanWorkExpected becomes the whole scannable heap once exceeded), the whole
+  // live heap is expected once the expected work is done, and at least a tenth of the
+  // expected work is always assumed left. Without it a cycle with no history (the 1 MiB
+  // floor) on a large live heap let the mutator run far past the goal on a loaded machine.
   if (scan_done >= expected) expected = std::max(expected, heap_live);
   uint64_t remaining_work = std::max(expected > scan_done ? expected - scan_done : 0, expected / 10);
   uint64_t remaining_heap = goal > heap_live ? goal - heap_live : 0;

@@ -41,6 +41,14 @@ std::atomic<int64_t> g_retired{0};
 
 constinit thread_local Stack* tls_current __attribute__((tls_model("initial-exec"))) = nullptr;
 
+// An empty stack over [lo, hi): nothing saved yet.
+void set_memory(Stack* s, uintptr_t lo, uintptr_t hi) {
+  s->lo = lo;
+  s->hi = hi;
+  s->sp = hi;
+  for (auto& r : s->regs) r = 0;
+}
+
 // Marks s scanned for `cycle`; the caller owns s exclusively.
 void note_scanned(Stack* s, uint64_t cycle) {
   if (s->scanned_cycle.load(std::memory_order_relaxed) == cycle) return;
@@ -55,11 +63,8 @@ void poll_set(uint32_t bits) { __atomic_fetch_or(&tricolor_poll_request, bits, _
 void poll_clear(uint32_t bits) { __atomic_fetch_and(&tricolor_poll_request, ~bits, __ATOMIC_SEQ_CST); }
 
 void stack_register(Stack* s, uintptr_t lo, uintptr_t hi, const char* label) {
-  s->lo = lo;
-  s->hi = hi;
-  s->sp = hi;
+  set_memory(s, lo, hi);
   s->label = label;
-  for (auto& r : s->regs) r = 0;
   std::lock_guard<std::mutex> g(g_reg.lock);
   // Black for the cycle being marked, if any (INV-STACK-2: a new stack holds nothing the
   // barrier has not seen). Read under the registry lock, which mark start also holds.
@@ -80,25 +85,21 @@ void stack_register(Stack* s, uintptr_t lo, uintptr_t hi, const char* label) {
 
 void stack_unregister(Stack* s) {
   Stack::State st = s->state.load(std::memory_order_acquire);
-  if (st == Stack::State::kDead) {  // retired: nobody scans it; it was counted out then
-    std::lock_guard<std::mutex> g(g_reg.lock);
-    size_t idx = reinterpret_cast<size_t>(s->reg_next);
-    g_reg.slots[idx] = nullptr;
-    g_reg.free_slots.push_back(idx);
-    g_reg.live--;
-    g_retired.fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
+  bool retired = st == Stack::State::kDead;  // nobody scans it; counted out when it retired
   // Wait out a scan in progress, then own it.
-  if (st != Stack::State::kRunning) stack_unpark(s);
+  if (!retired && st != Stack::State::kRunning) stack_unpark(s);
   std::lock_guard<std::mutex> g(g_reg.lock);
-  uint64_t cycle = g_scan_cycle.load(std::memory_order_relaxed);
   size_t idx = reinterpret_cast<size_t>(s->reg_next);
-  // A stack that dies unscanned holds nothing any more; it no longer delays mark
-  // termination. (Pointers it gave away went through the barrier.)
-  if (cycle && idx < g_snapshot_len && s->scanned_cycle.load(std::memory_order_relaxed) != cycle)
-    note_scanned(s, cycle);
-  s->state.store(Stack::State::kDead, std::memory_order_release);
+  if (retired) {
+    g_retired.fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    // A stack that dies unscanned holds nothing any more; it no longer delays mark
+    // termination. (Pointers it gave away went through the barrier.)
+    uint64_t cycle = g_scan_cycle.load(std::memory_order_relaxed);
+    if (cycle && idx < g_snapshot_len && s->scanned_cycle.load(std::memory_order_relaxed) != cycle)
+      note_scanned(s, cycle);
+    s->state.store(Stack::State::kDead, std::memory_order_release);
+  }
   g_reg.slots[idx] = nullptr;
   g_reg.free_slots.push_back(idx);
   g_reg.live--;
@@ -117,10 +118,7 @@ void stack_retire(Stack* s) {
 void stack_revive(Stack* s, uintptr_t lo, uintptr_t hi) {
   TRICOLOR_CHECK(s->state.load(std::memory_order_acquire) == Stack::State::kDead,
                  "revive of a stack that is not retired");
-  s->lo = lo;
-  s->hi = hi;
-  s->sp = hi;
-  for (auto& r : s->regs) r = 0;
+  set_memory(s, lo, hi);
   // Black for the cycle being marked, if any (INV-STACK-2). A mark that starts after this
   // load (the world stopped, so not before this thread's next safepoint) counts the stack
   // as live and scans it. A scanner that read the old scanned_cycle before this store and
