@@ -65,27 +65,76 @@ inline void publish(mspan* s, uint32_t idx) {
   return s;
 }
 
+// Clears a reused slot of at most kInlineZeroMax bytes with 16-byte stores (slots of 16 B
+// and more are 16-byte aligned; the 8 B class is one word). A call to memset costs more
+// than the stores themselves at these sizes.
+inline constexpr uint32_t kInlineZeroMax = 256;
+static_assert(kInlineZeroMax <= kMaxHeapBitsElem, "the fast path writes heap bits");
+inline void zero_small_slot(uintptr_t p, uint32_t n) {
+  if (n == 8) {
+    *reinterpret_cast<uint64_t*>(p) = 0;
+    return;
+  }
+  using V = long long __attribute__((vector_size(16)));
+  for (uintptr_t q = p, end = p + n; q < end; q += 16) {
+    asm("" : "+r"(q));  // keeps the compiler from turning the loop into memset or rep stos
+    *reinterpret_cast<V*>(q) = V{0, 0};
+  }
+}
+
+// Everything after a slot has been taken, for every case: clearing, the pointer map, the
+// allocate-black mark, publication.
+// type: nullptr for gc_alloc(n, NULL) (the conservative type).
+[[gnu::noinline]] void* finish_small(mspan* s, uint32_t idx, const gc_type* type, bool noscan) {
+  if (!type) type = conservative_type();
+  uintptr_t p = s->object_base(idx);
+  unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
+  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
+  if (!noscan) {
+    if (s->heap_bits) s->write_heap_bits(idx, type->tile64);
+    else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
+  }
+  publish(s, idx);
+  return reinterpret_cast<void*>(p);
+}
+
+// The cached span is full (or there is none): refill, then finish.
+[[gnu::noinline]] void* alloc_small_slow(ThreadState* t, SpanClass sc, size_t size,
+                                         const gc_type* type, bool noscan) {
+  if (!noscan && !type) type = conservative_type();
+  int64_t idx;
+  mspan* s = refill_slow(t, sc, type, size, &idx);
+  if (!s) return out_of_memory(size);
+  return finish_small(s, static_cast<uint32_t>(idx), type, noscan);
+}
+
+// The fast path makes no call except as its last act (a tail call), so the compiler needs
+// no stack frame and no callee-saved register for it: a slot from the cached span, then,
+// in the common case (no mark running, a slot of at most kInlineZeroMax bytes, which has
+// heap bits when it is a scan slot), the clearing, the pointer map and the publication
+// inline. Anything else goes to finish_small.
 inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   uint32_t cls = size_to_class(size);
   SpanClass sc = make_span_class(cls, noscan);
   mspan* s = t->cache.alloc[sc];
   int64_t idx = s->next_free_fast();
-  if (__builtin_expect(idx < 0, 0)) {
-    s = refill_slow(t, sc, type, size, &idx);
-    if (!s) return out_of_memory(size);
-  }
-  uintptr_t p = s->object_base(static_cast<uint32_t>(idx));
-  unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
-  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
-  if (!noscan) {
-    if (s->heap_bits) s->write_heap_bits(static_cast<uint32_t>(idx), type->tile64);
-    else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
-  }
-  publish(s, static_cast<uint32_t>(idx));
+  if (__builtin_expect(idx < 0, 0)) return alloc_small_slow(t, sc, size, type, noscan);
+  uint32_t i = static_cast<uint32_t>(idx);
+  uint32_t n = s->elemsize;
+  if (TRICOLOR_STRESS || n > kInlineZeroMax ||
+      __atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0)
+    return finish_small(s, i, type, noscan);
+  uintptr_t p = s->start + uintptr_t(i) * n;
+  if (s->needzero) zero_small_slot(p, n);
+  // n <= 512: the span has heap bits. A NULL type is the conservative one: all pointers.
+  if (!noscan) s->write_heap_bits(i, type ? type->tile64 : ~uint64_t{0});
+  // Release: as in publish (INV-SPAN-3).
+  s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
   return reinterpret_cast<void*>(p);
 }
 
 [[gnu::noinline]] void* alloc_large(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  if (!noscan && !type) type = conservative_type();
   size_t npages = (size + kPageSize - 1) / kPageSize;
   ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
   alloc_slow_hook(t, npages * kPageSize);
@@ -154,8 +203,8 @@ extern "C" void* gc_alloc(size_t size, const gc_type* type) {
 #if TRICOLOR_STRESS
   if (tls_thread) stress_alloc();
 #endif
-  if (type == nullptr) return alloc_any(size, conservative_type(), false);
-  return alloc_any(size, type, type->noscan);
+  // A NULL type (the conservative one) is resolved off the fast path.
+  return alloc_any(size, type, type != nullptr && type->noscan);
 }
 
 extern "C" void* gc_alloc_noscan(size_t size) {

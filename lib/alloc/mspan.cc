@@ -69,6 +69,8 @@ void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t 
   s->mark_bits = s->bits_storage + nw;
   s->heap_bits = heap_words ? s->bits_storage + 2 * nw : nullptr;
   s->obj_types = type_words ? reinterpret_cast<const gc_type**>(s->bits_storage + 2 * nw) : nullptr;
+  uint32_t w = s->elemsize / 8;
+  s->obj_word_mask = !heap_words ? 0 : w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
   s->refill_alloc_cache(0);
 }
 

@@ -77,6 +77,7 @@ struct alignas(64) mspan {
   const gc_type** obj_types = nullptr;
   const gc_type* large_type = nullptr;  // class 0: the one object's type
   uint64_t* bits_storage = nullptr;     // one block backing the bitmaps above
+  uint64_t obj_word_mask = 0;           // heap-bit spans: one bit per word of an object
 
   uint32_t all_index = 0;  // position in the heap's table of in-use spans (heap lock)
   mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
@@ -142,7 +143,7 @@ struct alignas(64) mspan {
     if (result >= nelems) return -1;
     uint32_t next = result + 1;
     if (next % 64 == 0 && next != nelems) return -1;  // the cache must be reloaded
-    alloc_cache = bit + 1 == 64 ? 0 : cache >> (bit + 1);
+    alloc_cache = cache >> bit >> 1;  // two shifts: a shift by 64 would be a no-op
     freeindex = next;
     alloc_count++;
     return result;
@@ -157,7 +158,7 @@ struct alignas(64) mspan {
   // Relaxed atomics: markers read neighbouring objects' bits in the same word.
   void write_heap_bits(uint32_t idx, uint64_t tile64) {
     uint32_t w = elemsize / 8;
-    uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+    uint64_t mask = obj_word_mask;
     uint64_t bits = tile64 & mask;
     size_t bit = size_t(idx) * w;
     uint64_t* p = &heap_bits[bit / 64];
@@ -174,7 +175,7 @@ struct alignas(64) mspan {
   // Bit i = word i of the object is a pointer.
   uint64_t read_heap_bits(uint32_t idx) const {
     uint32_t w = elemsize / 8;
-    uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+    uint64_t mask = obj_word_mask;
     size_t bit = size_t(idx) * w;
     const uint64_t* p = &heap_bits[bit / 64];
     unsigned sh = bit % 64;
