@@ -149,9 +149,16 @@ void record_pause(CycleTimes& ct, int which, uint64_t ns, uint32_t cycle) {
 
 // Mark workers: about 25% of the procs (Go: dedicated + fractional). Each worker runs at a
 // utilisation u = 0.25 * procs / workers (<= 1), sleeping to keep its CPU share; during a
-// cycle started by gc_collect they run flat out.
+// cycle started by gc_collect they run flat out. Procs that no mutator uses are idle, and
+// Go gives an idle P to an idle-priority mark worker that marks until there is other work
+// (gcMarkWorkerIdleMode): here the workers run flat out while fewer attached threads run
+// mutator code than there are procs (a thread parked in a blocking region, an idle
+// scheduler thread, does not count).
 double worker_utilisation() {
-  double u = kGoalUtilization * g_procs / double(g_workers.size() ? g_workers.size() : 1);
+  double workers = double(g_workers.size() ? g_workers.size() : 1);
+  double u = kGoalUtilization * g_procs / workers;
+  int running = running_threads_hint(g_procs);
+  if (running >= 0 && running < g_procs) u = std::max(u, double(g_procs - running) / workers);
   return std::min(u, 1.0);
 }
 

@@ -60,6 +60,15 @@ void thread_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
 }  // namespace
 
 ThreadRegistry& threads() { return g_threads; }
+
+int running_threads_hint(int cap) {
+  std::unique_lock<std::mutex> g(g_threads.lock, std::try_to_lock);
+  if (!g.owns_lock()) return -1;
+  int n = 0;
+  for (ThreadState* t = g_threads.head; t && n < cap; t = t->next)
+    n += t->status.load(std::memory_order_relaxed) == ThreadStatus::kRunning;
+  return n;
+}
 bool world_stopped() { return g_stw_requested.load(std::memory_order_seq_cst); }
 
 uint64_t stop_the_world(const char* why) {

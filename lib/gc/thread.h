@@ -93,6 +93,11 @@ struct ThreadRegistry {
 };
 ThreadRegistry& threads();
 
+// How many attached threads run mutator code now (not parked, not in a blocking region),
+// counting up to `cap`; -1 when the registry is busy (a stop of the world, an attach).
+// Each status is read relaxed: a hint for the mark workers' pacing, never for safety.
+int running_threads_hint(int cap);
+
 // Stops every attached thread at a safepoint (or accepts it inside a blocking region).
 // Called by the collector's own thread, which is not attached, or by an attached thread
 // that is itself inside a blocking region. Holds the registry lock until start_the_world.
