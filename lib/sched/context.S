@@ -35,7 +35,12 @@ tricolor_ctx_switch:
   popq %r12
   popq %rbx
   popq %rbp
-  ret
+  /* Not ret: the return-stack predictor holds this context's caller, never the other's, so
+   * a ret here is mispredicted on every switch. An indirect jump goes through the indirect
+   * branch predictor, which learns the targets of a regular pattern of switches (raw
+   * ping-pong switch: about a third of the time of ret on an AMD Zen 3). */
+  popq %rcx
+  jmpq *%rcx
   .cfi_endproc
   .size tricolor_ctx_switch, .-tricolor_ctx_switch
 

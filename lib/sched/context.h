@@ -5,8 +5,8 @@
 // registers and the return address (pushed by tricolor_ctx_switch, context.S), so a scan of
 // [sp, hi) sees every pointer the context holds (the scanner's contract, gc/stacks.h).
 //
-// Cost: the switch itself is ~14 instructions on x86-64 (6 pushes, 2 stores/loads of sp,
-// 6 pops, ret): a few ns, dominated by the return-address misprediction.
+// Cost: the switch itself is ~15 instructions on x86-64 (6 pushes, 2 stores/loads of sp,
+// 6 pops, an indirect jump to the popped return address, not a ret: see context.S).
 #pragma once
 
 #include <cstddef>
