@@ -694,7 +694,9 @@ void sample_allocation(ThreadState* t, const gc_type* type, size_t size) {
   uint64_t weight = uint64_t(t->cache.sample_bytes);  // >= kSampleBytes here
   t->cache.sample_bytes = 0;
   if (!heaptrace_enabled()) return;
-  trace_alloc_sample(type ? type->name : "<untyped>", size, weight);  // NULL type or noscan
+  // gc_alloc(size, NULL) passes the conservative type ("<conservative>"); the noscan and
+  // tiny paths pass no type.
+  trace_alloc_sample(type ? type->name : "<untyped>", size, weight);
 }
 
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
