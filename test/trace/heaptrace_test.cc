@@ -1,7 +1,11 @@
 // gctrace lines and heap-trace dumps (lib/trace/heaptrace.cc): the line format, a real
 // line, a dump that parses and agrees with the statistics, allocation samples, a dump
-// completed at exit, and an unwritable path. Each heap runs in a forked child (child.h).
+// completed at exit, and unwritable paths (a missing directory, a file in place of a
+// directory, a read-only directory). Each heap runs in a forked child (child.h).
 #include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <map>
@@ -374,10 +378,11 @@ TEST_CASE("a program that exits without gc_shutdown still leaves a complete dump
   CHECK(d.events.back().u64("num_gc") == d.of("cycle_end").size());
 }
 
-TEST_CASE("an unwritable dump path is a clear message and the program runs on without a trace",
-          "[trace][heaptrace]") {
-  std::string dir = temp_path("tricolor-missing-dir");
-  std::string path = dir + "/dump.jsonl";  // the directory does not exist
+namespace {
+
+// Runs a workload with the dump at `path`, which cannot be written: gc_init says so, with
+// the path and `reason` (strerror's text), and the program runs on without tracing.
+void check_unwritable(const std::string& path, const char* reason) {
   auto* f = shared_new<Figures>();
   ChildRun r = run_in_child([&] {
     gc_options o = traced_options(path);
@@ -395,9 +400,33 @@ TEST_CASE("an unwritable dump path is a clear message and the program runs on wi
   CHECK(f->allocated);
   CHECK(f->after.num_gc >= 5);
   CHECK_THAT(r.stderr_text, Catch::Contains("heap trace: cannot write '" + path + "'"));
-  CHECK_THAT(r.stderr_text, Catch::Contains("No such file or directory"));
+  CHECK_THAT(r.stderr_text, Catch::Contains(reason));
   CHECK_THAT(r.stderr_text, Catch::Contains("running without a heap trace"));
   CHECK(access(path.c_str(), F_OK) != 0);
+}
+
+}  // namespace
+
+TEST_CASE("an unwritable dump path is a clear message and the program runs on without a trace",
+          "[trace][heaptrace]") {
+  SECTION("a directory that does not exist") {
+    check_unwritable(temp_path("tricolor-missing-dir") + "/dump.jsonl",
+                     "No such file or directory");
+  }
+  SECTION("a regular file in place of a directory (no user may write there, root included)") {
+    check_unwritable("/dev/null/dump.jsonl", "Not a directory");
+  }
+  SECTION("a directory without write permission") {
+    // Root writes into read-only directories: the check means nothing there.
+    if (geteuid() == 0) {
+      WARN("running as root: a read-only directory does not stop writes; case skipped");
+      return;
+    }
+    std::string dir = temp_path("tricolor-readonly-dir");
+    REQUIRE(mkdir(dir.c_str(), 0555) == 0);
+    check_unwritable(dir + "/dump.jsonl", "Permission denied");
+    rmdir(dir.c_str());
+  }
 }
 
 TEST_CASE("TRICOLOR_HEAPTRACE names the dump", "[trace][heaptrace]") {
