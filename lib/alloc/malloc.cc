@@ -59,9 +59,11 @@ inline void publish(mspan* s, uint32_t idx) {
     if (!s) return nullptr;
   }
   t->cache.sample_bytes += int64_t(s->nelems - s->alloc_count) * s->elemsize;
-  if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, type, size);
   *idx = s->next_free_index();
   TRICOLOR_CHECK(*idx >= 0, "a refilled span has no free slot");
+  // The sample is the object this allocation returns (the first of the new span).
+  if (t->cache.sample_bytes >= int64_t(kSampleBytes))
+    sample_allocation(t, s, s->object_base(static_cast<uint32_t>(*idx)), type, size);
   return s;
 }
 
@@ -158,9 +160,10 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
   c.total_alloc.fetch_add(npages * kPageSize, std::memory_order_relaxed);
   c.mallocs.fetch_add(1, std::memory_order_relaxed);
   c.class_mallocs[0].fetch_add(1, std::memory_order_relaxed);
-  heap().central(sc).push_swept(s);  // the sweeper visits large spans on the full list
+  // Sampled before the span is filed: until then this thread owns it (mspan::nsampled).
   t->cache.sample_bytes += int64_t(npages * kPageSize);
-  if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, type, size);
+  if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, s, s->start, type, size);
+  heap().central(sc).push_swept(s);  // the sweeper visits large spans on the full list
   return reinterpret_cast<void*>(s->start);
 }
 

@@ -52,6 +52,7 @@ void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t 
   s->freeindex = 0;
   s->alloc_count = 0;
   s->alloc_count_before_cache = 0;
+  s->nsampled = 0;
   s->freeindex_for_scan.store(0, std::memory_order_relaxed);
   s->sweepgen.store(sweepgen, std::memory_order_relaxed);
   s->large_type = nullptr;

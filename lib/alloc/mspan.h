@@ -87,6 +87,9 @@ struct alignas(64) mspan {
   alignas(64) uint32_t freeindex = 0;
   uint32_t alloc_count = 0;
   uint32_t alloc_count_before_cache = 0;
+  // Heap-trace samples among the span's objects (lib/trace/samples.cc): the sweep looks
+  // them up only when this is not 0, so a span without one costs one load.
+  uint32_t nsampled = 0;
   uint64_t alloc_cache = 0;
   // Published after a slot is zeroed and its heap bits written (INV-SPAN-3). Read by the
   // markers (is_free) and written by each allocation: a line of its own, so that a marker's

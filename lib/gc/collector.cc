@@ -52,6 +52,18 @@ bool g_request_user = false;        // a gc_collect waits: sweep in the foregrou
 uint64_t g_cycles_started = 0;
 uint64_t g_cycles_done = 0;
 uint64_t g_cycles_swept = 0;
+// The sweep of the last cycle whose mark ended: what its sweep_done event reports. Set at
+// mark termination; claimed (reported = true) by whoever first sees that sweep finished:
+// the background sweeper at the end of its pass, the controller when gc_collect waits, or
+// the next cycle's sweep termination. Guarded by g_mu.
+struct SweepRecord {
+  uint64_t cycle = 0;
+  uint64_t start_ns = 0;            // end of mark termination (monotonic)
+  uint64_t spans0 = 0, bytes0 = 0;  // sweep_stats() at mark termination
+  uint64_t cpu_ns = 0;              // background sweeper and controller CPU so far
+  bool reported = true;
+};
+SweepRecord g_sweep;
 std::atomic<bool> g_stop{false};  // read by workers under their own lock
 uint64_t g_last_cycle_end_ns = 0;
 std::atomic<Phase> g_phase{Phase::kOff};
@@ -137,6 +149,32 @@ void bad_env(const char* var, const char* value, const char* what) {
 // ---- Cycle ---------------------------------------------------------------------------
 
 uint64_t heap_live() { return alloc_counters().heap_live.load(std::memory_order_relaxed); }
+
+// A finished sweep, as its sweep_done event reports it.
+struct SweepReport {
+  uint64_t cycle = 0, wall_ns = 0, cpu_ns = 0, spans = 0, bytes = 0;
+};
+
+// Call with g_mu held: adds sweeping CPU to the record of `cycle` and, if the caller saw
+// that cycle's sweep finish at done_ns (0: not finished) and nobody reported it yet, claims
+// it; the caller reports *out after releasing g_mu (report_sweep).
+bool claim_sweep(uint64_t cycle, uint64_t cpu_ns, uint64_t done_ns, SweepReport* out) {
+  if (g_sweep.cycle != cycle || g_sweep.reported) return false;
+  g_sweep.cpu_ns += cpu_ns;
+  if (!done_ns) return false;
+  g_sweep.reported = true;
+  out->cycle = cycle;
+  out->wall_ns = done_ns > g_sweep.start_ns ? done_ns - g_sweep.start_ns : 0;
+  out->cpu_ns = g_sweep.cpu_ns;
+  // Relaxed: statistics; every sweeper of this cycle has filed its span (sweep_done).
+  out->spans = sweep_stats().spans_swept.load(std::memory_order_relaxed) - g_sweep.spans0;
+  out->bytes = sweep_stats().bytes_freed.load(std::memory_order_relaxed) - g_sweep.bytes0;
+  return true;
+}
+
+void report_sweep(const SweepReport& r, const char* by) {
+  trace_sweep_done(static_cast<uint32_t>(r.cycle), r.wall_ns, r.cpu_ns, r.spans, r.bytes, by);
+}
 
 void record_pause(CycleTimes& ct, int which, uint64_t ns, uint32_t cycle) {
   ct.pause_ns[which] += ns;
@@ -232,6 +270,7 @@ void mark_worker_loop() {
 
 // Step 1-2: sweep termination (world stopped), then the mark phase is on.
 void start_mark(uint32_t cycle, CycleTimes& ct) {
+  uint64_t sweep_cpu0 = thread_cpu_ns();
   finish_sweep();  // concurrent: normally done already by the background sweeper
   uint64_t t0 = monotonic_ns();
   ct.start_ns = t0;
@@ -241,6 +280,14 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   for (int i = 0; !sweep_done(); i++) {
     TRICOLOR_CHECK(i < 1000000, "a cycle cannot finish the previous sweep");
     finish_sweep();
+  }
+  // The previous cycle's sweep is over; if no sweeper reported it yet, this does (after
+  // the pause: the event is formatted with the world running).
+  SweepReport swept;
+  bool report;
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    report = claim_sweep(cycle - 1, thread_cpu_ns() - sweep_cpu0, monotonic_ns(), &swept);
   }
   auto& ms = mark_state();
   ms.bytes_marked.store(0, std::memory_order_relaxed);
@@ -263,6 +310,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
   uint64_t p = start_the_world() - t0;
   record_pause(ct, 0, p, cycle);
+  if (report) report_sweep(swept, "sweep_termination");
   ct.mark_ns = monotonic_ns();
   g_worker_cv.notify_all();
 }
@@ -342,6 +390,12 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     publish_trigger();
     h.limit_bytes.store(g_pacer.memory_limit ? g_pacer.memory_limit : UINT64_MAX,
                         std::memory_order_relaxed);
+    // This cycle's sweep starts when the world does; start_ns is set in run_cycle.
+    g_sweep = SweepRecord{};
+    g_sweep.cycle = cycle;
+    g_sweep.spans0 = sweep_stats().spans_swept.load(std::memory_order_relaxed);
+    g_sweep.bytes0 = sweep_stats().bytes_freed.load(std::memory_order_relaxed);
+    g_sweep.reported = false;
   }
   g_phase.store(Phase::kOff, std::memory_order_release);
   uint64_t end = start_the_world();
@@ -439,20 +493,24 @@ void run_cycle(CycleReason reason, bool user_waits) {
   if (g_opts.gctrace) gctrace_print(cycle, ct, s.gc_cpu_fraction, g_procs);
 
   // Step 6: concurrent sweep. gc_collect waits for it: the controller sweeps too.
-  uint64_t sweep0 = monotonic_ns();
-  uint64_t spans0 = sweep_stats().spans_swept.load(), bytes0 = sweep_stats().bytes_freed.load();
   {
     std::lock_guard<std::mutex> g(g_mu);
     g_cycles_done = cycle;  // before the wake: the sweeper's pass is for this cycle
     g_last_cycle_end_ns = monotonic_ns();
+    g_sweep.start_ns = ct.end_ns;  // no sweeper reports this cycle before the wake
   }
   wake_background_sweeper();
   if (user_waits) {
+    uint64_t cpu0 = thread_cpu_ns();
     finish_sweep();
-    trace_sweep_done(cycle, monotonic_ns() - sweep0, sweep_stats().spans_swept.load() - spans0,
-                     sweep_stats().bytes_freed.load() - bytes0);
-    std::lock_guard<std::mutex> g(g_mu);
-    g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+    SweepReport swept;
+    bool report;
+    {
+      std::lock_guard<std::mutex> g(g_mu);
+      report = claim_sweep(cycle, thread_cpu_ns() - cpu0, monotonic_ns(), &swept);
+      g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+    }
+    if (report) report_sweep(swept, "foreground");
   }
   g_cv.notify_all();
 }
@@ -642,12 +700,18 @@ uint64_t cycles_marked() {
   return g_cycles_done;
 }
 
-void on_sweep_done(uint64_t cycle) {
+void on_sweep_done(uint64_t cycle, uint64_t cpu_ns) {
+  SweepReport swept;
+  bool report;
   {
     std::lock_guard<std::mutex> g(g_mu);
     g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+    report = claim_sweep(cycle, cpu_ns, monotonic_ns(), &swept);
+    // A pass overtaken by a later mark termination swept some of that cycle's spans too.
+    if (!report && g_sweep.cycle > cycle) claim_sweep(g_sweep.cycle, cpu_ns, 0, &swept);
   }
   g_cv.notify_all();  // gc_collect waits for it
+  if (report) report_sweep(swept, "background");
 }
 
 // ---- Hooks of the allocator ----------------------------------------------------------------
@@ -697,11 +761,13 @@ void* out_of_memory(size_t request) {
   return nullptr;
 }
 
-void sample_allocation(ThreadState* t, const gc_type* type, size_t size) {
+void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* type, size_t size) {
   uint64_t weight = uint64_t(t->cache.sample_bytes);  // >= kSampleBytes here
   t->cache.sample_bytes = 0;
   if (!heaptrace_enabled()) return;
-  trace_alloc_sample(type ? type->name : "<untyped>", size, weight);  // NULL type or noscan
+  // gc_alloc(size, NULL) passes the conservative type ("<conservative>"); the noscan and
+  // tiny paths pass no type.
+  trace_alloc_sample(s, p, type ? type->name : "<untyped>", size, weight);
 }
 
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------

@@ -33,8 +33,9 @@ void alloc_slow_hook(ThreadState* t, size_t bytes);
 void collect_for_oom();
 // Still no memory after collecting: the OOM handler; returns nullptr if it returns.
 void* out_of_memory(size_t request);
-// Heap-trace allocation sample (about one per 512 KiB).
-void sample_allocation(ThreadState* t, const gc_type* type, size_t size);
+// Heap-trace allocation sample (about one per 512 KiB): the object at p, in span s, which
+// the calling thread owns (cached, or a large span not yet filed).
+void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* type, size_t size);
 inline constexpr uint64_t kSampleBytes = 512 << 10;
 
 // ---- Hooks of the thread layer ---------------------------------------------------------
@@ -46,8 +47,9 @@ void stress_alloc();  // GC stress mode: called by gc_alloc*, collects every Nth
 // starts), and the end of a pass that swept everything that cycle left (INV-SWEEP: a pass
 // reports only the cycle it started for, so a pass that was overtaken by a later cycle's
 // mark termination cannot report that later cycle's sweep as done).
+// cpu_ns: the pass's CPU time (reported in the heap trace's sweep_done event).
 uint64_t cycles_marked();
-void on_sweep_done(uint64_t cycle);
+void on_sweep_done(uint64_t cycle, uint64_t cpu_ns);
 
 // ---- Stacks (stacks.cc) ------------------------------------------------------------------
 void stacks_begin_cycle(uint64_t cycle);

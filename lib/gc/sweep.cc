@@ -12,6 +12,8 @@
 #include "alloc/mheap.h"
 #include "alloc/poison.h"
 #include "gc/collector.h"
+#include "os/clock.h"
+#include "trace/heaptrace.h"
 #include "trace/log.h"
 
 
@@ -36,6 +38,9 @@ SweepResult sweep_span(mspan* s) {
   auto& c = alloc_counters();
   uint32_t cls = s->size_class();
   g_stats.spans_swept.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  // Heap-trace samples: the span's count is one load; only a span holding a sampled
+  // object looks its records up, before the mark bits become the alloc bits.
+  if (__builtin_expect(s->nsampled != 0, 0)) trace_sweep_samples(s);
   if (cls == 0) {
     if (s->mark_bits[0] & 1) {
       __atomic_store_n(&s->mark_bits[0], 0, __ATOMIC_RELAXED);  // gc_base reads it
@@ -128,6 +133,7 @@ void start_background_sweeper() {
         g_bg_work = false;
       }
       uint64_t cycle = cycles_marked();  // the cycle whose leftovers this pass sweeps
+      uint64_t cpu0 = thread_cpu_ns();
       // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans).
       bool any = true;
       while (any) {
@@ -140,7 +146,7 @@ void start_background_sweeper() {
         }
       }
       while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();
-      on_sweep_done(cycle);
+      on_sweep_done(cycle, thread_cpu_ns() - cpu0);
     }
   });
 }

@@ -21,6 +21,7 @@
 #include "alloc/sizeclasses.h"
 #include "os/clock.h"
 #include "trace/log.h"
+#include "trace/samples.h"
 #include "tricolor/gc.h"
 
 namespace tricolor::internal {
@@ -147,6 +148,7 @@ bool heaptrace_open(const char* path, int procs, int gogc, uint64_t memory_limit
     log_error("heap trace: cannot write '%s' (%s); running without a heap trace", path, strerror(errno));
     return false;
   }
+  samples_clear();  // objects sampled for an earlier dump
   Writer* w = new Writer();
   w->file = f;
   w->path = path;
@@ -202,6 +204,7 @@ void heaptrace_close() {
   fclose(w->file);
   g_w.store(nullptr, std::memory_order_relaxed);
   delete w;
+  samples_clear();
 }
 
 void trace_cycle_begin(uint32_t cycle, CycleReason reason, uint64_t heap_live, uint64_t trigger,
@@ -258,11 +261,13 @@ void trace_cycle_end(uint32_t cycle, const CycleTimes& ct, double frac) {
   heaptrace_emit(std::move(l));
 }
 
-void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t spans, uint64_t bytes) {
+void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t cpu_ns, uint64_t spans,
+                      uint64_t bytes, const char* by) {
   if (!heaptrace_enabled()) return;
   std::string l = head("sweep_done");
-  l += fmt(",\"cycle\":%u,\"wall_ns\":%llu,\"spans_swept\":%llu,\"bytes_freed\":%llu}", cycle,
-           ull(wall_ns), ull(spans), ull(bytes));
+  l += fmt(",\"cycle\":%u,\"wall_ns\":%llu,\"cpu_ns\":%llu,\"spans_swept\":%llu,"
+           "\"bytes_freed\":%llu,\"by\":\"%s\"}",
+           cycle, ull(wall_ns), ull(cpu_ns), ull(spans), ull(bytes), by);
   heaptrace_emit(std::move(l));
 }
 
@@ -274,11 +279,28 @@ void trace_scavenge(uint64_t released, const char* reason) {
   heaptrace_emit(std::move(l));
 }
 
-void trace_alloc_sample(const char* type, uint64_t size, uint64_t weight) {
+namespace {
+// The members alloc_sample and free_sample share: the object, its type, size and weight.
+std::string sample_members(const SampleRecord& r) {
+  return fmt(",\"id\":%llu,\"addr\":\"0x%llx\",\"type\":", ull(r.id), ull(r.addr)) +
+         json_string(r.type) + fmt(",\"size\":%llu,\"weight\":%llu}", ull(r.size), ull(r.weight));
+}
+}  // namespace
+
+void trace_alloc_sample(mspan* s, uintptr_t p, const char* type, uint64_t size, uint64_t weight) {
   if (!heaptrace_enabled()) return;
-  std::string l = head("alloc_sample");
-  l += ",\"type\":" + json_string(type) + fmt(",\"size\":%llu,\"weight\":%llu}", ull(size), ull(weight));
-  heaptrace_emit(std::move(l));
+  // The record goes in before the event is queued, and its free_sample cannot come first:
+  // the span is the caller's until its next safepoint, and only a sweep after the next mark
+  // termination can free the object.
+  SampleRecord r = samples_remember(s, p, type, size, weight);
+  heaptrace_emit(head("alloc_sample") + sample_members(r));
+}
+
+void trace_sweep_samples(mspan* s) {
+  std::vector<SampleRecord> dead;
+  samples_take_dead(s, &dead);
+  if (!heaptrace_enabled()) return;
+  for (auto& r : dead) heaptrace_emit(head("free_sample") + sample_members(r));
 }
 
 void trace_oom(uint64_t request, uint64_t limit) {

@@ -30,9 +30,19 @@ void trace_cycle_begin(uint32_t cycle, CycleReason reason, uint64_t heap_live, u
                        uint64_t goal);
 void trace_pause(uint32_t cycle, const char* phase, uint64_t ns);
 void trace_cycle_end(uint32_t cycle, const CycleTimes& ct, double gc_cpu_fraction);
-void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t spans, uint64_t bytes);
+// by: who saw the sweep finish ("background", "foreground", "sweep_termination").
+void trace_sweep_done(uint32_t cycle, uint64_t wall_ns, uint64_t cpu_ns, uint64_t spans,
+                      uint64_t bytes, const char* by);
 void trace_scavenge(uint64_t released, const char* reason);
-void trace_alloc_sample(const char* type, uint64_t size, uint64_t weight);
+// An allocation sample: remembers the object (p, in span s, owned by the caller) until the
+// sweep frees it, and writes `alloc_sample`. type: a name that lives as long as the process.
+void trace_alloc_sample(mspan* s, uintptr_t p, const char* type, uint64_t size, uint64_t weight);
+// The sweep of s, which holds sampled objects (s->nsampled != 0), before its mark bits
+// become its alloc bits: writes `free_sample` for each sampled object left unmarked and
+// forgets it. Called by the span's sweeper.
+void trace_sweep_samples(mspan* s);
+// Forgets every sampled object (a dump is opened or closed).
+void trace_forget_samples();
 void trace_oom(uint64_t request, uint64_t limit);
 
 // One gctrace line for a finished cycle, without the newline (Go's shape, fields in

@@ -7,13 +7,14 @@ TRICOLOR_HEAPTRACE=path or gc_options.heap_trace; docs/tracing.md describes ever
     report.py DUMP [-o DIR] [--no-plots] [--json] [--top N] [--strict]
 
 prints a summary (cycles, forced cycles and their reasons, pause percentiles, GC CPU
-fraction, peak heap, the types that fill the heap) and writes PNG plots into DIR:
+fraction, peak heap, the sweep, the types that fill the heap) and writes PNG plots into DIR:
 
     heap.png          heap in use, live heap, goal and trigger over time
     pauses.png        every stop-the-world pause over time, and their distribution
     gc_cpu.png        the collector's share of the CPU over time, and its parts per cycle
     size_classes.png  occupancy by size class at the last cycle, and over all cycles
-    types.png         allocated bytes by type (from the allocation samples)
+    types.png         in-use bytes by type (the sampled objects the sweep has not freed)
+                      at the peak and over time, and allocated bytes by type
 
 A line that is truncated or not valid JSON is reported with its line number (on stderr,
 and under "problems" in the JSON summary); the rest of the dump is still summarised.
@@ -30,7 +31,7 @@ from collections import defaultdict
 
 SUPPORTED_VERSIONS = (1,)
 KNOWN_EVENTS = ("start", "cycle_begin", "pause", "cycle_end", "sweep_done", "scavenge",
-                "alloc_sample", "oom", "end")
+                "alloc_sample", "free_sample", "oom", "end")
 # Members an event must have to be used (beyond "v", "ev" and "t_ns").
 REQUIRED = {
     "start": ("procs", "gogc", "memory_limit", "classes"),
@@ -42,6 +43,7 @@ REQUIRED = {
     "sweep_done": ("cycle", "wall_ns", "spans_swept", "bytes_freed"),
     "scavenge": ("released", "heap_released", "reason"),
     "alloc_sample": ("type", "size", "weight"),
+    "free_sample": ("id", "type", "weight"),
     "oom": ("request", "limit"),
     "end": ("num_gc", "pause_total_ns", "gc_cpu_fraction"),
 }
@@ -168,6 +170,62 @@ def type_totals(d):
     return by_type
 
 
+def tracks_frees(d):
+    """Whether the dump says when sampled objects are freed: its samples carry an id (older
+    writers of format 1 wrote neither ids nor free_sample events)."""
+    return any("id" in s for s in d.events["alloc_sample"])
+
+
+def inuse_timeline(d):
+    """In-use bytes by type over time, from the samples: an alloc_sample adds its weight, the
+    free_sample of the same id takes it back. Returns (times in ns, [{type: bytes}] after
+    each event, the index of the peak, where the sampled in-use bytes were largest)."""
+    events = sorted(d.events["alloc_sample"] + d.events["free_sample"],
+                    key=lambda e: (e["t_ns"], e["_line"]))
+    live = {}                # id -> (type, weight) of the sampled objects not yet freed
+    now = defaultdict(int)
+    times, states = [0], [{}]
+    peak, peak_total = 0, 0
+    for e in events:
+        if e["ev"] == "alloc_sample":
+            if "id" in e:
+                live[e["id"]] = (e["type"], e["weight"])
+            now[e["type"]] += e["weight"]
+        else:
+            t, w = live.pop(e["id"], (e["type"], e["weight"]))
+            now[t] = max(now[t] - w, 0)
+        times.append(e["t_ns"])
+        states.append({t: b for t, b in now.items() if b})
+        total = sum(now.values())
+        if total > peak_total:
+            peak, peak_total = len(states) - 1, total
+    return times, states, peak
+
+
+def type_rows(d):
+    """One row per type: allocated bytes and samples, and (if the dump tracks frees) the
+    in-use bytes at the peak and at the end. Sorted by in-use bytes at the peak (allocated
+    bytes without free tracking)."""
+    totals = type_totals(d)
+    allocated = sum(w for w, _ in totals.values())
+    frees = tracks_frees(d)
+    times, states, peak = inuse_timeline(d) if frees else ([0], [{}], 0)
+    at_peak, at_end = states[peak], states[-1]
+    peak_total = sum(at_peak.values())
+    rows = []
+    for t, (w, n) in totals.items():
+        row = {"type": t, "alloc_bytes": w, "alloc_share": w / allocated if allocated else 0.0,
+               "samples": n}
+        if frees:
+            b = at_peak.get(t, 0)
+            row.update({"inuse_bytes": b, "inuse_share": b / peak_total if peak_total else 0.0,
+                        "inuse_end_bytes": at_end.get(t, 0)})
+        rows.append(row)
+    key = "inuse_bytes" if frees else "alloc_bytes"
+    rows.sort(key=lambda r: (-r[key], -r["alloc_bytes"], r["type"]))
+    return rows, frees, (times[peak] if frees else None)
+
+
 def summarise(d, path, top=10):
     ends = sorted(d.events["cycle_end"], key=lambda e: e["cycle"])
     pauses = d.events["pause"]
@@ -198,11 +256,10 @@ def summarise(d, path, top=10):
     }
     for b in d.events["cycle_begin"]:
         peak["heap_live_at_mark_end"] = max(peak["heap_live_at_mark_end"], b["heap_live"])
-    totals = type_totals(d)
-    sampled = sum(w for w, _ in totals.values())
-    types = [{"type": t, "bytes": w, "share": (w / sampled if sampled else 0.0), "samples": n}
-             for t, (w, n) in sorted(totals.items(), key=lambda kv: -kv[1][0])]
+    types, frees, inuse_peak_ns = type_rows(d)
     scav = d.events["scavenge"]
+    sweeps = sorted(d.events["sweep_done"], key=lambda e: e["cycle"])
+    sweep_wall = sorted(e["wall_ns"] for e in sweeps)
 
     def pstats(values):
         return {"count": len(values), "p50_ns": percentile(values, 50),
@@ -230,13 +287,27 @@ def summarise(d, path, top=10):
         "scavenged_bytes": sum(s["released"] for s in scav),
         "scavenges": len(scav),
         "oom_events": len(d.events["oom"]),
+        "sweeps": {"count": len(sweeps), "p50_wall_ns": percentile(sweep_wall, 50),
+                   "max_wall_ns": sweep_wall[-1] if sweep_wall else 0,
+                   "cpu_ns": sum(e.get("cpu_ns", 0) for e in sweeps),
+                   "by": sweep_by(sweeps)},
         "alloc_samples": len(d.events["alloc_sample"]),
+        "free_samples": len(d.events["free_sample"]),
         "sample_bytes": start.get("sample_bytes"),
+        "types_inuse": frees,
+        "types_inuse_peak_s": inuse_peak_ns / 1e9 if inuse_peak_ns is not None else None,
         "types": types[:top] if top else types,
         "types_total": len(types),
         "unknown_events": dict(d.unknown_events),
         "problems": [{"line": ln, "message": m} for ln, m in d.problems],
     }
+
+
+def sweep_by(sweeps):
+    by = defaultdict(int)
+    for e in sweeps:
+        by[e.get("by", "?")] += 1
+    return dict(sorted(by.items()))
 
 
 def fmt_bytes(b):
@@ -281,14 +352,32 @@ def print_summary(s, out):
       f"goal {fmt_bytes(pk['goal'])}, arenas {fmt_bytes(pk['heap_sys'])}\n")
     w(f"scavenger    {fmt_bytes(s['scavenged_bytes'])} returned to the OS in "
       f"{s['scavenges']} pass(es)\n")
+    sw = s["sweeps"]
+    if sw["count"]:
+        by = ", ".join(f"{k} {n}" for k, n in sw["by"].items())
+        w(f"sweep        {sw['count']} cycle(s) swept: wall p50 {fmt_ms(sw['p50_wall_ns'])}, "
+          f"max {fmt_ms(sw['max_wall_ns'])}; sweeper CPU {fmt_ms(sw['cpu_ns'])} "
+          f"(finished by: {by})\n")
     if s["oom_events"]:
         w(f"out of memory {s['oom_events']} time(s)\n")
     if s["types"]:
         per = fmt_bytes(s["sample_bytes"]) if s["sample_bytes"] else "?"
-        w(f"types        allocated bytes by type, estimated from {s['alloc_samples']} samples "
-          f"(about one per {per}):\n")
-        for t in s["types"]:
-            w(f"  {100 * t['share']:6.1f}%  {fmt_bytes(t['bytes']):>10}  {t['type']}\n")
+        est = (f"estimated from {s['alloc_samples']} samples (about one per {per}), "
+               f"{s['free_samples']} freed")
+        if s["types_inuse"]:
+            w(f"types        in-use bytes by type at the peak ({s['types_inuse_peak_s']:.3f} s), "
+              f"{est}:\n")
+            w(f"  {'share':>7}  {'in use':>10}  {'at end':>10}  {'allocated':>10}  type\n")
+            for t in s["types"]:
+                w(f"  {100 * t['inuse_share']:6.1f}%  {fmt_bytes(t['inuse_bytes']):>10}  "
+                  f"{fmt_bytes(t['inuse_end_bytes']):>10}  {fmt_bytes(t['alloc_bytes']):>10}  "
+                  f"{t['type']}\n")
+        else:
+            w(f"types        allocated bytes by type, {est} (this dump does not say when "
+              f"sampled objects are freed: no in-use bytes):\n")
+            for t in s["types"]:
+                w(f"  {100 * t['alloc_share']:6.1f}%  {fmt_bytes(t['alloc_bytes']):>10}  "
+                  f"{t['type']}\n")
         if s["types_total"] > len(s["types"]):
             w(f"  ... and {s['types_total'] - len(s['types'])} more type(s)\n")
     else:
@@ -569,51 +658,77 @@ def plot_size_classes(plt, d, outdir, written):
     plt.close(fig)
 
 
+def type_bars(ax, names, values, color, xlabel):
+    ys = list(range(len(names)))[::-1]
+    ax.barh(ys, values, color=color)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(names, fontsize=8)
+    total = sum(values)
+    for y, v in zip(ys, values):
+        if total:
+            ax.text(v, y, f" {100 * v / total:.0f}%", va="center", fontsize=8)
+    ax.set_xlim(0, max(max(values, default=0) * 1.18, 1e-3))
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+
+
 def plot_types(plt, d, outdir, written, top):
     samples = sorted(d.events["alloc_sample"], key=lambda s: s["t_ns"])
-    totals = type_totals(d)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5),
-                                   gridspec_kw={"width_ratios": [1, 1.4]})
-    if not samples:
-        no_data(ax1, "allocation samples")
-        no_data(ax2, "allocation samples")
-    else:
-        ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])
-        shown = [t for t, _ in ranked[:top]]
-        rest = sum(w for _, (w, _) in ranked[top:])
-        names = shown + (["(other types)"] if rest else [])
-        values = [totals[t][0] / MIB for t in shown] + ([rest / MIB] if rest else [])
-        ys = list(range(len(names)))[::-1]
-        ax1.barh(ys, values, color="tab:blue")
-        ax1.set_yticks(ys)
-        ax1.set_yticklabels(names, fontsize=8)
-        total = sum(values)
-        for y, v in zip(ys, values):
-            ax1.text(v, y, f" {100 * v / total:.0f}%", va="center", fontsize=8)
-        ax1.set_xlim(0, max(values) * 1.18)
-        # Cumulative allocated bytes by type over time (stacked).
-        cmap = plt.get_cmap("tab10")
-        series = {n: ([0.0], [0.0]) for n in names}
-        acc = defaultdict(float)
-        times = [0.0]
-        for s in samples:
-            n = s["type"] if s["type"] in shown else "(other types)"
-            acc[n] += s["weight"] / MIB
-            times.append(secs(s["t_ns"]))
-            for name in names:
-                series[name][1].append(acc[name])
-        ax2.stackplot(times, [series[n][1] for n in names], labels=names,
-                      colors=[cmap(i % 10) for i in range(len(names))], alpha=0.85)
-        ax2.legend(fontsize=8, loc="upper left")
+    rows, frees, peak_ns = type_rows(d)
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5.5),
+                                        gridspec_kw={"width_ratios": [1, 1, 1.4]})
     per = (d.start or {}).get("sample_bytes")
     note = f"estimated from {len(samples)} samples" + (f", one per ~{per >> 10} KiB" if per else "")
-    ax1.set_title(f"Allocated bytes by type\n({note})", fontsize=10)
-    ax1.set_xlabel("MiB allocated")
-    ax1.grid(alpha=0.3, axis="x")
-    ax2.set_title("Allocated bytes by type, cumulative", fontsize=10)
-    ax2.set_xlabel("time since gc_init (s)")
-    ax2.set_ylabel("MiB allocated")
-    ax2.grid(alpha=0.3)
+    if not samples:
+        for ax in (ax1, ax2, ax3):
+            no_data(ax, "allocation samples")
+    else:
+        # The types shown: the top ones by in-use bytes at the peak (by allocated bytes when
+        # the dump does not track frees); the rest are summed as "(other types)".
+        shown = [r["type"] for r in rows[:top]]
+        rest = rows[top:]
+        names = shown + (["(other types)"] if rest else [])
+        by_name = {r["type"]: r for r in rows}
+        alloc = [by_name[t]["alloc_bytes"] / MIB for t in shown]
+        alloc += [sum(r["alloc_bytes"] for r in rest) / MIB] if rest else []
+        type_bars(ax2, names, alloc, "tab:gray", "MiB allocated")
+        cmap = plt.get_cmap("tab10")
+        colors = [cmap(i % 10) for i in range(len(names))]
+        if frees:
+            inuse = [by_name[t]["inuse_bytes"] / MIB for t in shown]
+            inuse += [sum(r["inuse_bytes"] for r in rest) / MIB] if rest else []
+            type_bars(ax1, names, inuse, "tab:blue", "MiB in use")
+            times, states, _ = inuse_timeline(d)
+            series = [[st.get(n, 0) / MIB for st in states] for n in shown]
+            if rest:
+                series.append([sum(b for t, b in st.items() if t not in shown) / MIB
+                                for st in states])
+            ax3.stackplot([secs(t) for t in times], series, labels=names, colors=colors,
+                          alpha=0.85, step="post")
+            ax3.axvline(secs(peak_ns), color="black", ls=":", lw=1, label="peak")
+            ax3.set_title("In-use bytes by type over time (sampled objects not yet swept)",
+                          fontsize=10)
+            ax3.set_ylabel("MiB in use")
+        else:
+            no_data(ax1, "free_sample events (in-use bytes)")
+            acc = defaultdict(float)
+            xs, series = [0.0], {n: [0.0] for n in names}
+            for smp in samples:
+                n = smp["type"] if smp["type"] in shown else "(other types)"
+                acc[n] += smp["weight"] / MIB
+                xs.append(secs(smp["t_ns"]))
+                for name in names:
+                    series[name].append(acc[name])
+            ax3.stackplot(xs, [series[n] for n in names], labels=names, colors=colors,
+                          alpha=0.85)
+            ax3.set_title("Allocated bytes by type, cumulative", fontsize=10)
+            ax3.set_ylabel("MiB allocated")
+        ax3.legend(fontsize=8, loc="upper left")
+    peak = f" at the peak ({secs(peak_ns):.2f} s)" if frees and peak_ns is not None else ""
+    ax1.set_title(f"In-use bytes by type{peak}\n({note})", fontsize=10)
+    ax2.set_title(f"Allocated bytes by type\n({note})", fontsize=10)
+    ax3.set_xlabel("time since gc_init (s)")
+    ax3.grid(alpha=0.3)
     finish(fig, os.path.join(outdir, "types.png"), written)
     plt.close(fig)
 

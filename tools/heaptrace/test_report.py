@@ -80,12 +80,48 @@ class GoodDumpTest(unittest.TestCase):
         self.assertEqual(s["peak"]["heap_sys"], 64 << 20)
         self.assertEqual(s["scavenged_bytes"], 3 << 20)
         self.assertAlmostEqual(s["duration_s"], 0.400001)
-        # Types by sampled weight: Buffer 1.5 MiB, Node 1 MiB.
+        # Sweeps: wall and CPU of every cycle's, and who finished them.
+        self.assertEqual(s["sweeps"]["count"], 3)
+        self.assertEqual(s["sweeps"]["cpu_ns"], 1500000)
+        self.assertEqual(s["sweeps"]["by"], {"background": 2, "foreground": 1})
+        # Types: in-use bytes at the peak (after Buffer's sample: Node 0.5 MiB, Buffer
+        # 1.5 MiB), then the sweep freed the first Node and, at the end, the Buffer.
+        self.assertTrue(s["types_inuse"])
+        self.assertAlmostEqual(s["types_inuse_peak_s"], 0.2005)
+        self.assertEqual(s["free_samples"], 2)
         self.assertEqual([t["type"] for t in s["types"]], ["Buffer", "Node"])
-        self.assertEqual(s["types"][0]["bytes"], 3 * 524288)
-        self.assertAlmostEqual(s["types"][0]["share"], 0.6)
-        self.assertEqual(s["types"][1]["samples"], 2)
+        buf, node = s["types"]
+        self.assertEqual(buf["inuse_bytes"], 3 * 524288)
+        self.assertAlmostEqual(buf["inuse_share"], 0.75)
+        self.assertEqual(buf["inuse_end_bytes"], 0)
+        self.assertEqual(node["inuse_bytes"], 524288)
+        self.assertEqual(node["inuse_end_bytes"], 524288)
+        # Allocated bytes by sampled weight: Buffer 1.5 MiB, Node 1 MiB.
+        self.assertEqual(buf["alloc_bytes"], 3 * 524288)
+        self.assertAlmostEqual(buf["alloc_share"], 0.6)
+        self.assertEqual(node["alloc_bytes"], 2 * 524288)
+        self.assertEqual(node["samples"], 2)
         self.assertEqual(s["problems"], [])
+
+    def test_a_dump_without_frees_shows_allocated_bytes_by_type(self):
+        # Dumps of writers that did not yet track frees: samples without ids, no free_sample.
+        with open(GOOD) as f:
+            lines = [json.loads(l) for l in f if '"free_sample"' not in l]
+        for ev in lines:
+            ev.pop("id", None)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "old.jsonl")
+            with open(path, "w") as f:
+                f.writelines(json.dumps(ev) + "\n" for ev in lines)
+            code, s, err = summary(path)
+            self.assertEqual(code, 0, err)
+            self.assertFalse(s["types_inuse"])
+            self.assertEqual([t["type"] for t in s["types"]], ["Buffer", "Node"])
+            self.assertNotIn("inuse_bytes", s["types"][0])
+            code, out, err = run(path, "--no-plots")
+            self.assertEqual(code, 0, err)
+            self.assertIn("allocated bytes by type", out)
+            self.assertIn("no in-use bytes", out)
 
     def test_the_text_summary_names_every_figure(self):
         code, out, err = run(GOOD, "--no-plots")
@@ -93,7 +129,9 @@ class GoodDumpTest(unittest.TestCase):
         for needle in ("format v1", "2 P", "GOGC=100", "3 (1 forced: user 1",
                        "p50 0.030 ms", "p99 1.500 ms", "max 1.500 ms", "GC CPU       2.50%",
                        "in use (spans) 7.0 MiB", "live (marked) 3.0 MiB",
-                       "60.0%", "Buffer", "Node", "3.0 MiB returned"):
+                       "in-use bytes by type at the peak (0.201 s)", "75.0%", "Buffer", "Node",
+                       "3.0 MiB returned", "sweeper CPU 1.500 ms",
+                       "finished by: background 2, foreground 1"):
             self.assertIn(needle, out)
         self.assertNotIn("wrote", out)
 
@@ -219,9 +257,18 @@ class RealWorkloadTest(unittest.TestCase):
             names = {t["type"] for t in s["types"]}
             self.assertLessEqual({"TraceNode", "TraceTable", "<untyped>"}, names)
             # The samples estimate what was allocated (about 96 MiB).
-            sampled = sum(t["bytes"] for t in s["types"])
+            sampled = sum(t["alloc_bytes"] for t in s["types"])
             self.assertGreater(sampled, 48 << 20)
             self.assertLess(sampled, 192 << 20)
+            # The sweep freed sampled objects: in use at the peak is a part of what was
+            # allocated, and the workload drops its whole live set before the end.
+            self.assertTrue(s["types_inuse"])
+            self.assertGreater(s["free_samples"], s["alloc_samples"] // 2)
+            inuse = sum(t["inuse_bytes"] for t in s["types"])
+            self.assertGreater(inuse, 0)
+            self.assertLess(inuse, sampled)
+            self.assertLess(sum(t["inuse_end_bytes"] for t in s["types"]), inuse)
+            self.assertEqual(s["sweeps"]["count"], s["cycles"])
 
 
 if __name__ == "__main__":
