@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 type options map[string]string
@@ -86,6 +87,23 @@ func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// clockThreadCPUTimeID is Linux's CLOCK_THREAD_CPUTIME_ID, which package syscall does not name.
+const clockThreadCPUTimeID = 3
+
+// threadCPUNs is the CPU time of the calling OS thread, as perf/harness.h's thread_cpu_ns.
+// It measures a goroutine only while that goroutine is locked to its thread
+// (runtime.LockOSThread). A raw system call: it does not block, and the scheduler need not
+// know of it.
+func threadCPUNs() int64 {
+	var ts syscall.Timespec
+	_, _, errno := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID,
+		uintptr(unsafe.Pointer(&ts)), 0)
+	if errno != 0 {
+		die("clock_gettime(CLOCK_THREAD_CPUTIME_ID): %v", errno)
+	}
+	return ts.Nano()
 }
 
 func histMaxPauseUs() float64 {
@@ -160,6 +178,8 @@ func main() {
 		churn(o)
 	case "fibers":
 		fibers(o)
+	case "alloc":
+		alloc(o)
 	default:
 		die("unknown benchmark %q", os.Args[1])
 	}
