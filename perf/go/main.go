@@ -1,10 +1,10 @@
 // gobench: the Go runtime as the design's reference, running the same benchmark shapes as
-// the C++ programs in perf/ (gcbench, binary_trees, churn) and printing the same RESULT
-// lines. GOMAXPROCS is set by the caller (compare.py sets it to tricolor's procs).
+// the C++ programs in perf/ (alloc, gcbench, binary_trees, churn, write_barrier) and
+// printing the same RESULT lines. GOMAXPROCS is set by the caller (compare.py sets it to tricolor's procs).
 // fibers, the peer of perf/fibers.cc, sets GOMAXPROCS itself and prints that program's
 // `name value unit` lines instead (see fibers.go).
 //
-//	gobench gcbench|binary_trees|churn|fibers [--quick] [--key=value ...]
+//	gobench alloc|gcbench|binary_trees|churn|write_barrier|fibers [--quick] [--key=value ...]
 //
 // Pauses: runtime.MemStats.PauseNs holds the per-cycle pause (the sum of a cycle's
 // stop-the-world pauses) of the last 256 cycles: p99_pause_us and max_pause_us come from
@@ -163,7 +163,7 @@ func (r *rng) below(n uint64) uint64 { return r.next() % n }
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: gobench gcbench|binary_trees|churn|fibers [--key=value ...]")
+		die("usage: gobench alloc|gcbench|binary_trees|churn|write_barrier|fibers [--key=value ...]")
 	}
 	o := parseOptions(os.Args[2:])
 	if impl, ok := o["impl"]; ok && impl != "go" {
@@ -180,6 +180,8 @@ func main() {
 		fibers(o)
 	case "alloc":
 		alloc(o)
+	case "write_barrier":
+		writeBarrier(o)
 	default:
 		die("unknown benchmark %q", os.Args[1])
 	}
