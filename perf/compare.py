@@ -92,10 +92,11 @@ class Bench:
 
 def benches(have_fibers):
     b = [
-        Bench("alloc-t1", "alloc", {"quick": ["--quick"], "full": []}, NATIVE, gc_columns=False,
-              note="ns per object (thread CPU time), no collection in the timed window"),
+        Bench("alloc-t1", "alloc", {"quick": ["--quick"], "full": []}, ALL_IMPLS, go_name="alloc",
+              gc_columns=False, note="ns per object (thread CPU time), no collection in the timed window"),
         Bench("alloc-t2", "alloc", {"quick": ["--quick", "--threads=2"], "full": ["--threads=2"]},
-              NATIVE, gc_columns=False, note="2 threads allocating at once; ns per object per thread"),
+              ALL_IMPLS, go_name="alloc", gc_columns=False,
+              note="2 threads allocating at once; ns per object per thread"),
         Bench("gcbench", "gcbench", {"quick": ["--quick"], "full": []}, ALL_IMPLS,
               go_name="gcbench", note="Boehm's GCBench (quick: stretch 16, long-lived 14)"),
         Bench("binary_trees-t1", "binary_trees", {"quick": ["--depth=16"], "full": ["--depth=21"]},
@@ -106,8 +107,10 @@ def benches(have_fibers):
         Bench("churn", "churn", {"quick": ["--live-mb=64", "--ops=500000"], "full": ["--live-mb=1024"]},
               ALL_IMPLS, go_name="churn",
               note="long-lived heap with pointer churn (full: 1 GiB live)"),
-        Bench("write_barrier", "write_barrier", {"quick": ["--quick"], "full": []}, ["tricolor"],
-              note="ns per store: plain store, gc_write_ptr barrier off, barrier on (marking)"),
+        Bench("write_barrier", "write_barrier", {"quick": ["--quick"], "full": []}, ["tricolor", "go"],
+              go_name="write_barrier", gc_columns=False,
+              note="ns per store: plain store, barrier off, barrier on (marking); "
+                   "tricolor gc_write_ptr, Go's compiled barrier"),
         Bench("trace_overhead", "binary_trees", {"quick": ["--depth=16"], "full": ["--depth=21"]},
               ["tricolor", "tricolor+gctrace", "tricolor+heaptrace"], ratio="peer_over_subject",
               env={"tricolor+gctrace": {"TRICOLOR_GCTRACE": "1"},
@@ -327,6 +330,8 @@ def fmt_ratio(r):
 
 STANDARD = {"name", "impl", "time_s", "cpu_s", "peak_rss_kb", "gc_cycles", "max_pause_us",
             "p99_pause_us", "pause_total_ms", "gc_cpu", "n", "spread", "check", "nodes"}
+# Collector figures beyond the columns, hidden with them (gc_columns=False, manual peers).
+GC_EXTRA = {"hist_max_pause_us"}
 
 
 def tables(bench_list, med, runs):
@@ -387,7 +392,8 @@ def tables(bench_list, med, runs):
                     f"{fmt_num(m.get('max_pause_us') if gc else None, 'us'):>11}"
                     f"{fmt_num(m.get('p99_pause_us') if gc else None, 'us'):>11}"
                     f"{gc_cpu:>8}  {rtxt}")
-                extra = {k: v for k, v in m.items() if k not in STANDARD and k != pk}
+                extra = {k: v for k, v in m.items() if k not in STANDARD and k != pk
+                         and (gc or k not in GC_EXTRA)}
                 if extra:
                     lines.append(" " * 20 + "  " + " ".join(f"{k}={fmt_num(v)}" for k, v in extra.items()))
             lines.append(f"   (median of {max(r.get('n', 0) for r in rows.values())} runs)")
@@ -565,7 +571,8 @@ def main():
 
     t_start = time.monotonic()
     buildtype = "(not built)"
-    if not a.no_build:
+    native = any(i != "go" for b in blist for i in b.impls)
+    if native and not a.no_build:
         # perf_gcbench is always built: it probes whether this build has bdwgc.
         buildtype = build(build_dir, sorted({b.program for b in blist} | {"gcbench"}))
     os.makedirs(out, exist_ok=True)
@@ -587,11 +594,14 @@ def main():
     for n in notes:
         log("note: " + n)
 
-    # Which native impls exist in this build (bdwgc is optional).
-    probe = subprocess.run([os.path.join(build_dir, "perf", "perf_gcbench"), "--impl=bdwgc",
-                            "--stretch=4", "--long-lived=4", "--max-depth=4", "--array=4000"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
+    # Which native impls exist in this build (bdwgc is optional); not asked when no bench
+    # runs bdwgc (a Go-only run needs no native build).
+    probe = None
+    if any("bdwgc" in b.impls for b in blist):
+        probe = subprocess.run([os.path.join(build_dir, "perf", "perf_gcbench"), "--impl=bdwgc",
+                                "--stretch=4", "--long-lived=4", "--max-depth=4", "--array=4000"],
+                               capture_output=True, text=True)
+    if probe is not None and probe.returncode != 0:
         notes.append("this build has no bdwgc (libgc-dev): the bdwgc peer is skipped")
         for b in blist:
             b.impls = [i for i in b.impls if i != "bdwgc"]

@@ -1,10 +1,10 @@
 // gobench: the Go runtime as the design's reference, running the same benchmark shapes as
-// the C++ programs in perf/ (gcbench, binary_trees, churn) and printing the same RESULT
-// lines. GOMAXPROCS is set by the caller (compare.py sets it to tricolor's procs).
+// the C++ programs in perf/ (alloc, gcbench, binary_trees, churn, write_barrier) and
+// printing the same RESULT lines. GOMAXPROCS is set by the caller (compare.py sets it to tricolor's procs).
 // fibers, the peer of perf/fibers.cc, sets GOMAXPROCS itself and prints that program's
 // `name value unit` lines instead (see fibers.go).
 //
-//	gobench gcbench|binary_trees|churn|fibers [--quick] [--key=value ...]
+//	gobench alloc|gcbench|binary_trees|churn|write_barrier|fibers [--quick] [--key=value ...]
 //
 // Pauses: runtime.MemStats.PauseNs holds the per-cycle pause (the sum of a cycle's
 // stop-the-world pauses) of the last 256 cycles: p99_pause_us and max_pause_us come from
@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 type options map[string]string
@@ -88,6 +89,23 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// clockThreadCPUTimeID is Linux's CLOCK_THREAD_CPUTIME_ID, which package syscall does not name.
+const clockThreadCPUTimeID = 3
+
+// threadCPUNs is the CPU time of the calling OS thread, as perf/harness.h's thread_cpu_ns.
+// It measures a goroutine only while that goroutine is locked to its thread
+// (runtime.LockOSThread). A raw system call: it does not block, and the scheduler need not
+// know of it.
+func threadCPUNs() int64 {
+	var ts syscall.Timespec
+	_, _, errno := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID,
+		uintptr(unsafe.Pointer(&ts)), 0)
+	if errno != 0 {
+		die("clock_gettime(CLOCK_THREAD_CPUTIME_ID): %v", errno)
+	}
+	return ts.Nano()
+}
+
 func histMaxPauseUs() float64 {
 	s := []metrics.Sample{{Name: "/gc/pauses:seconds"}}
 	metrics.Read(s)
@@ -145,7 +163,7 @@ func (r *rng) below(n uint64) uint64 { return r.next() % n }
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: gobench gcbench|binary_trees|churn|fibers [--key=value ...]")
+		die("usage: gobench alloc|gcbench|binary_trees|churn|write_barrier|fibers [--key=value ...]")
 	}
 	o := parseOptions(os.Args[2:])
 	if impl, ok := o["impl"]; ok && impl != "go" {
@@ -160,6 +178,10 @@ func main() {
 		churn(o)
 	case "fibers":
 		fibers(o)
+	case "alloc":
+		alloc(o)
+	case "write_barrier":
+		writeBarrier(o)
 	default:
 		die("unknown benchmark %q", os.Args[1])
 	}
