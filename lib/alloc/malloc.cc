@@ -72,6 +72,12 @@ inline void publish(mspan* s, uint32_t idx) {
 // than the stores themselves at these sizes.
 inline constexpr uint32_t kInlineZeroMax = 256;
 static_assert(kInlineZeroMax <= kMaxHeapBitsElem, "the fast path writes heap bits");
+constexpr bool inline_zeroed_classes_are_16_byte_multiples() {
+  for (uint32_t size : kClassToSize)
+    if (size > 8 && size <= kInlineZeroMax && size % 16 != 0) return false;
+  return true;
+}
+static_assert(inline_zeroed_classes_are_16_byte_multiples(), "zero_small_slot stores 16 B at a time");
 inline void zero_small_slot(uintptr_t p, uint32_t n) {
   if (n == 8) {
     *reinterpret_cast<uint64_t*>(p) = 0;
