@@ -103,8 +103,9 @@ struct alignas(64) mspan {
   uint32_t nwords_bits() const { return (nelems + 63) / 64; }
 
   // Object index of an address inside [start, limit): one multiply (INV: divmul exact).
+  // A large object's span (class 0) has divmul 0, so every address in it gives index 0.
   uint32_t object_index(uintptr_t p) const {
-    return nelems == 1 ? 0 : tricolor::internal::object_index(p - start, divmul);
+    return tricolor::internal::object_index(p - start, divmul);
   }
   uintptr_t object_base(uint32_t idx) const { return start + uintptr_t(idx) * elemsize; }
 

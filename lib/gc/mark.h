@@ -49,8 +49,24 @@ struct GcWork {
   Workbuf* buf = nullptr;
   uint64_t bytes_marked = 0;  // flushed to MarkState::bytes_marked
   uint64_t scan_work = 0;     // bytes scanned, flushed to MarkState::scan_work
-  void put(uintptr_t obj);
-  bool get(uintptr_t* obj);
+  // Inline while the local buffer has room (put) or items (get): a marker touches the
+  // shared queue once per Workbuf::kCap objects.
+  void put(uintptr_t obj) {
+    if (__builtin_expect(buf != nullptr && buf->n < Workbuf::kCap, 1)) {
+      buf->obj[buf->n++] = obj;
+      return;
+    }
+    put_slow(obj);
+  }
+  bool get(uintptr_t* obj) {
+    if (__builtin_expect(buf != nullptr && buf->n > 0, 1)) {
+      *obj = buf->obj[--buf->n];
+      return true;
+    }
+    return get_slow(obj);
+  }
+  void put_slow(uintptr_t obj);
+  bool get_slow(uintptr_t* obj);
   void balance();  // gives half of the buffer to the shared queue
   void dispose();  // publishes the buffer and the counters
 };
@@ -77,8 +93,6 @@ bool find_object(uintptr_t p, ObjRef* out);
 void grey_pointer(uintptr_t p, GcWork& w);
 // Greys every aligned word of [lo, hi) that points into the heap (stacks, roots).
 void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w);
-// Scans one grey work item (an object base or an oblet start).
-void scan_item(uintptr_t item, GcWork& w);
 // Drains grey objects until the queue is empty or `budget` bytes were scanned
 // (budget < 0: no limit). Returns bytes scanned.
 int64_t drain(GcWork& w, int64_t budget);
