@@ -812,30 +812,38 @@ void set_scavenge_delay(uint64_t ns) {
   g_cv.notify_all();
 }
 
-// GC stress mode (meson -Dstress=true): a full collection at every Nth allocation and at
-// every Nth safepoint poll (N: TRICOLOR_STRESS_N, default 1000; every poll takes the slow
-// path in these builds, kPollStress). One at a time: the poll that ends a stress
-// collection's own blocking region, or another thread's tick meanwhile, does not start
-// another one.
+// GC stress mode (meson -Dstress=true): a full collection (gc_collect: mark, then sweep)
+// at every Nth allocation and at every Mth safepoint poll, counted over all threads:
+//   N = TRICOLOR_STRESS_N            default 1000 (gc_alloc, gc_alloc_noscan, ...)
+//   M = TRICOLOR_STRESS_SAFEPOINT_N  default 100; 1: every safepoint (every poll takes the
+//                                    slow path in these builds, kPollStress)
+// One at a time: a tick that comes while a stress collection runs (another thread's, or
+// the poll that ends the collection's own blocking region) is skipped, so with M = 1 a
+// collection starts at every safepoint where none is already running.
 #if TRICOLOR_STRESS
 namespace {
 std::atomic<uint64_t> g_stress_allocs{0};
 std::atomic<uint64_t> g_stress_polls{0};
 std::atomic<bool> g_stress_running{false};
 
-uint64_t stress_every() {
-  static const uint64_t every = [] {
-    const char* e = getenv("TRICOLOR_STRESS_N");
-    long v = 0;
-    if (e && !parse_int(e, 1, 1L << 30, &v)) bad_env("TRICOLOR_STRESS_N", e, "a count from 1");
-    return e && v > 0 ? uint64_t(v) : uint64_t(1000);
-  }();
-  return every;
+uint64_t stress_period(const char* name, uint64_t fallback) {
+  const char* e = getenv(name);
+  long v = 0;
+  if (e && !parse_int(e, 1, 1L << 30, &v)) bad_env(name, e, "a count from 1");
+  return e && v > 0 ? uint64_t(v) : fallback;
+}
+uint64_t stress_alloc_period() {
+  static const uint64_t n = stress_period("TRICOLOR_STRESS_N", 1000);
+  return n;
+}
+uint64_t stress_safepoint_period() {
+  static const uint64_t n = stress_period("TRICOLOR_STRESS_SAFEPOINT_N", 100);
+  return n;
 }
 
-void stress_tick(std::atomic<uint64_t>& n) {
+void stress_tick(std::atomic<uint64_t>& n, uint64_t every) {
   // Relaxed: a counter; which thread's tick collects does not matter.
-  if (n.fetch_add(1, std::memory_order_relaxed) % stress_every() != stress_every() - 1) return;
+  if (n.fetch_add(1, std::memory_order_relaxed) % every != every - 1) return;
   bool idle = false;
   if (!g_stress_running.compare_exchange_strong(idle, true)) return;
   gc_collect();
@@ -847,13 +855,13 @@ void stress_tick(std::atomic<uint64_t>& n) {
 void stress_safepoint(ThreadState* t) {
   (void)t;
 #if TRICOLOR_STRESS
-  stress_tick(g_stress_polls);
+  stress_tick(g_stress_polls, stress_safepoint_period());
 #endif
 }
 
 void stress_alloc() {
 #if TRICOLOR_STRESS
-  stress_tick(g_stress_allocs);
+  stress_tick(g_stress_allocs, stress_alloc_period());
 #endif
 }
 
