@@ -28,6 +28,7 @@
 #include "trace/heaptrace.h"
 #include "trace/log.h"
 #include "tricolor/gc.h"
+#include "tricolor_config.h"
 
 namespace tricolor::internal {
 
@@ -106,7 +107,18 @@ std::mutex g_stats_mu;
 gc_oom_fn g_oom_handler = nullptr;
 std::mutex g_oom_mu;
 
-std::atomic<bool> g_verify_each{false};
+// The heap verifier after every mark termination: on in debug builds (NDEBUG unset, as
+// TRICOLOR_ASSERT) and stress builds, off in release builds; TRICOLOR_VERIFY=0/1 overrides
+// it at gc_init, set_verify_each_cycle after.
+#if !defined(NDEBUG) || TRICOLOR_STRESS
+constexpr bool kVerifyByDefault = true;
+#else
+constexpr bool kVerifyByDefault = false;
+#endif
+std::atomic<bool> g_verify_each{kVerifyByDefault};
+// Test hook (testing.h): runs once at the next mark termination, world stopped.
+std::atomic<void (*)(void*)> g_test_at_term{nullptr};
+void* g_test_at_term_arg = nullptr;  // written before g_test_at_term (release), read after
 std::atomic<bool> g_test_hold{false};
 uint64_t g_test_target = 0;
 uint64_t g_roots_scanned_cycle = 0;  // g_mu
@@ -354,6 +366,8 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   ct.stacks_scanned = stacks_live();
   stacks_end_cycle();
   auto& ms = mark_state();
+  // Acquire: pairs with test_at_mark_termination's release store (the argument).
+  if (auto fn = g_test_at_term.exchange(nullptr, std::memory_order_acquire)) fn(g_test_at_term_arg);
   if (g_verify_each.load(std::memory_order_relaxed)) {
     uint64_t bad = verify_heap(true);
     g_verify_failures.fetch_add(bad, std::memory_order_relaxed);
@@ -679,6 +693,7 @@ CollectorStats& collector_stats() { return g_stats; }
 int configured_procs() { return g_procs; }
 size_t configured_fiber_stack_size() { return g_opts.fiber_stack_size ? g_opts.fiber_stack_size : 256 << 10; }
 void set_verify_each_cycle(bool on) { g_verify_each.store(on); }
+bool verify_each_cycle() { return g_verify_each.load(std::memory_order_relaxed); }
 uint64_t verify_failures() { return g_verify_failures.load(); }
 Pacer pacer_snapshot() {
   std::lock_guard<std::mutex> g(g_mu);
@@ -835,6 +850,20 @@ void test_wait_cycle_done() {
   if (attached) gc_blocking_end();
 }
 
+void test_at_mark_termination(void (*fn)(void*), void* arg) {
+  g_test_at_term_arg = arg;
+  g_test_at_term.store(fn, std::memory_order_release);
+}
+
+void test_set_mark(const void* p, bool on) {
+  ObjRef r;
+  if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return;
+  uint64_t bit = uint64_t{1} << (r.idx % 64);
+  // Relaxed: the world is stopped (the caller runs at mark termination).
+  if (on) __atomic_fetch_or(&r.span->mark_bits[r.idx / 64], bit, __ATOMIC_RELAXED);
+  else __atomic_fetch_and(&r.span->mark_bits[r.idx / 64], ~bit, __ATOMIC_RELAXED);
+}
+
 bool test_is_marked(const void* p) {
   ObjRef r;
   return find_object(reinterpret_cast<uintptr_t>(p), &r) && r.span->mark_bit(r.idx);
@@ -856,30 +885,38 @@ void set_scavenge_delay(uint64_t ns) {
   g_cv.notify_all();
 }
 
-// GC stress mode (meson -Dstress=true): a full collection at every Nth allocation and at
-// every Nth safepoint poll (N: TRICOLOR_STRESS_N, default 1000; every poll takes the slow
-// path in these builds, kPollStress). One at a time: the poll that ends a stress
-// collection's own blocking region, or another thread's tick meanwhile, does not start
-// another one.
+// GC stress mode (meson -Dstress=true): a full collection (gc_collect: mark, then sweep)
+// at every Nth allocation and at every Mth safepoint poll, counted over all threads:
+//   N = TRICOLOR_STRESS_N            default 1000 (gc_alloc, gc_alloc_noscan, ...)
+//   M = TRICOLOR_STRESS_SAFEPOINT_N  default 100; 1: every safepoint (every poll takes the
+//                                    slow path in these builds, kPollStress)
+// One at a time: a tick that comes while a stress collection runs (another thread's, or
+// the poll that ends the collection's own blocking region) is skipped, so with M = 1 a
+// collection starts at every safepoint where none is already running.
 #if TRICOLOR_STRESS
 namespace {
 std::atomic<uint64_t> g_stress_allocs{0};
 std::atomic<uint64_t> g_stress_polls{0};
 std::atomic<bool> g_stress_running{false};
 
-uint64_t stress_every() {
-  static const uint64_t every = [] {
-    const char* e = getenv("TRICOLOR_STRESS_N");
-    long v = 0;
-    if (e && !parse_int(e, 1, 1L << 30, &v)) bad_env("TRICOLOR_STRESS_N", e, "a count from 1");
-    return e && v > 0 ? uint64_t(v) : uint64_t(1000);
-  }();
-  return every;
+uint64_t stress_period(const char* name, uint64_t fallback) {
+  const char* e = getenv(name);
+  long v = 0;
+  if (e && !parse_int(e, 1, 1L << 30, &v)) bad_env(name, e, "a count from 1");
+  return e && v > 0 ? uint64_t(v) : fallback;
+}
+uint64_t stress_alloc_period() {
+  static const uint64_t n = stress_period("TRICOLOR_STRESS_N", 1000);
+  return n;
+}
+uint64_t stress_safepoint_period() {
+  static const uint64_t n = stress_period("TRICOLOR_STRESS_SAFEPOINT_N", 100);
+  return n;
 }
 
-void stress_tick(std::atomic<uint64_t>& n) {
+void stress_tick(std::atomic<uint64_t>& n, uint64_t every) {
   // Relaxed: a counter; which thread's tick collects does not matter.
-  if (n.fetch_add(1, std::memory_order_relaxed) % stress_every() != stress_every() - 1) return;
+  if (n.fetch_add(1, std::memory_order_relaxed) % every != every - 1) return;
   bool idle = false;
   if (!g_stress_running.compare_exchange_strong(idle, true)) return;
   gc_collect();
@@ -891,13 +928,13 @@ void stress_tick(std::atomic<uint64_t>& n) {
 void stress_safepoint(ThreadState* t) {
   (void)t;
 #if TRICOLOR_STRESS
-  stress_tick(g_stress_polls);
+  stress_tick(g_stress_polls, stress_safepoint_period());
 #endif
 }
 
 void stress_alloc() {
 #if TRICOLOR_STRESS
-  stress_tick(g_stress_allocs);
+  stress_tick(g_stress_allocs, stress_alloc_period());
 #endif
 }
 
@@ -976,6 +1013,15 @@ int gc_init(const gc_options* o) {
   g_stats.start_ns = monotonic_ns();
   if (g_opts.heap_trace)
     heaptrace_open(g_opts.heap_trace, g_procs, g_opts.gc_percent, g_opts.memory_limit);
+  {
+    bool verify = kVerifyByDefault;
+    long v;
+    if (const char* e = getenv("TRICOLOR_VERIFY")) {
+      if (parse_int(e, 0, 1, &v)) verify = v != 0;
+      else bad_env("TRICOLOR_VERIFY", e, "0 or 1");
+    }
+    g_verify_each.store(verify, std::memory_order_relaxed);
+  }
   g_initialized.store(true, std::memory_order_release);
 #if TRICOLOR_STRESS
   poll_set(kPollStress);  // every safepoint poll takes the slow path (stress_safepoint)

@@ -107,10 +107,17 @@ Pacer pacer_snapshot();
 int configured_procs();
 // gc_options.fiber_stack_size (bytes of address space per fiber stack).
 size_t configured_fiber_stack_size();
-// Verifier control for tests: run the heap verifier after every mark termination.
+// The heap verifier after every mark termination (verify.cc): on by default in debug and
+// stress builds (TRICOLOR_VERIFY=0/1 at gc_init overrides); tests turn it on or off here.
 void set_verify_each_cycle(bool on);
+bool verify_each_cycle();
 uint64_t verify_failures();
-// Checks the heap with the world stopped; returns violations (logged).
-uint64_t verify_heap(bool after_mark);
+// An INV-MARK-1 violation: a marked object and the unmarked object one of its words names.
+struct VerifyEdge {
+  uintptr_t from, to;
+};
+// Checks the heap with the world stopped; returns violations (logged). If edges is given,
+// the first INV-MARK-1 violations (up to 16) are appended to it.
+uint64_t verify_heap(bool after_mark, std::vector<VerifyEdge>* edges = nullptr);
 
 }  // namespace tricolor::internal

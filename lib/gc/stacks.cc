@@ -193,6 +193,8 @@ Stack* thread_stack() {
 
 // ---- Scanning -------------------------------------------------------------------------
 
+// No TSan: conservative scanning reads other threads' stack words racily by design (a stale
+// or changing word only keeps an object alive). No ASan: frames hold redzones, read as words.
 __attribute__((no_sanitize("thread", "address")))
 static void scan_stack_words(Stack* s, uintptr_t sp, GcWork& w) {
   scan_conservative(reinterpret_cast<uintptr_t>(s->regs),

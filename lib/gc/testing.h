@@ -1,4 +1,5 @@
-// Hooks for tests of the collector's interleavings (test/gc/barrier_test.cc). Not used by
+// Hooks for tests of the collector's interleavings (test/gc/barrier_test.cc) and of its
+// verifiers (test/gc/verify_test.cc). Not used by
 // the library itself. With the hold on, the controller and the mark workers do no marking
 // work and threads do not scan their own stacks, so a test can order each step of a
 // cycle by hand.
@@ -20,6 +21,12 @@ void test_shade(const void* p);
 // Waits until the cycle started by test_start_cycle is over and swept.
 void test_wait_cycle_done();
 bool test_is_marked(const void* p);
+// Runs fn(arg) once, at the next mark termination, with the world stopped, before the heap
+// verifier and the check-mark mode: a test plants a collector bug there and checks that the
+// verifiers see it (and undoes it before the sweep).
+void test_at_mark_termination(void (*fn)(void*), void* arg);
+// Sets or clears the mark bit of the object at p (world stopped: from the hook above).
+void test_set_mark(const void* p, bool on);
 bool test_hold_on();
 // Settings the tests shorten.
 void set_force_gc_period(uint64_t ns);

@@ -1,4 +1,5 @@
-// The heap verifier (run with the world stopped after marking, by tests and stress builds):
+// The heap verifier, run with the world stopped after marking (collector.cc: after every
+// mark termination in debug and stress builds, or when a test asks):
 //  - INV-MARK-1 at mark termination: no marked object points to an unmarked one (every
 //    object reachable from a marked one is marked);
 //  - INV-SPAN-1/2/3: span accounting: alloc_count matches the alloc bits and freeindex;
@@ -15,20 +16,23 @@ namespace tricolor::internal {
 
 namespace {
 
-uint64_t check_pointer(uintptr_t from, uintptr_t v, uint64_t& reported) {
+uint64_t check_pointer(uintptr_t from, uintptr_t v, uint64_t& reported,
+                       std::vector<VerifyEdge>* edges) {
   ObjRef r;
   if (v < 4096 || !find_object(v, &r)) return 0;
   if (r.span->mark_bit(r.idx)) return 0;
+  uintptr_t to = r.span->object_base(r.idx);
   if (reported++ < 10)
     log_error("verifier: marked object %#" PRIxPTR " points to unmarked object %#" PRIxPTR
-              " (INV-MARK-1)", from, r.span->object_base(r.idx));
+              " (INV-MARK-1)", from, to);
+  if (edges && edges->size() < 16) edges->push_back({from, to});
   return 1;
 }
 
 }  // namespace
 
 __attribute__((no_sanitize("thread", "address")))
-uint64_t verify_heap(bool after_mark) {
+uint64_t verify_heap(bool after_mark, std::vector<VerifyEdge>* edges) {
   uint64_t bad = 0, reported = 0;
   heap().for_each_span([&](mspan* s) {
     // Span accounting (INV-SPAN-1, INV-SPAN-2).
@@ -61,7 +65,7 @@ uint64_t verify_heap(bool after_mark) {
         else is_ptr = !t || t->word_is_ptr(w);
         if (!is_ptr) continue;
         uintptr_t v = *reinterpret_cast<uintptr_t*>(base + 8 * w);
-        bad += check_pointer(base, v, reported);
+        bad += check_pointer(base, v, reported, edges);
       }
     }
   });

@@ -13,13 +13,16 @@
 //   rewire   point an edge at another node met on the walk: DAGs and cycles
 //   walk     follow random edges from a root, checking every target
 //   stack    build a chain held only in stack variables (some as interior pointers) across
-//            allocations, safepoints and yields, check it, then drop or link it
-//   send     move a subgraph to another thread through the mailbox (a registered root);
-//            its nodes change owner
-//   receive  take a subgraph from the mailbox and link it in
-//   share    publish a node for every thread to read, or link a published one: edges
-//            between threads' graphs, read while their owner rewrites them
-//   block    a blocking region (sleep) with pointers held on the stack across it
+//            allocations, safepoints and yields (gc_yield on a fiber: the fiber parks and
+//            may resume on another thread), check it, then drop or link it
+//   send     move a subgraph to another thread through the exchange, a heap object whose
+//            slots are edges written with gc_write_ptr; its nodes change owner
+//   receive  take a subgraph from the exchange and link it in
+//   share    publish a node for every thread to read (an exchange slot), or link a
+//            published one: edges between threads' graphs, read while their owner
+//            rewrites them
+//   block    a blocking region (sleep), or a yield on a fiber, with pointers held on the
+//            stack across it
 //   churn    short-lived garbage
 //   verify   (every few thousand operations) a full traversal of the worker's graph
 // A churn thread keeps creating short-lived attached threads (attach, allocate, hand a
@@ -55,19 +58,53 @@ struct Slot {
   uint64_t id;
 };
 
-// The exchange: mail (moved subgraphs) and published nodes. A registered root; guarded by
-// g_exchange_mu, which is only waited for inside a blocking region.
-struct Exchange {
-  Slot mail[kMail];
-  Slot shared[kShared];
-};
-Exchange* g_ex;
+// The exchange: mail (moved subgraphs) and published nodes, as the edges of one heap node
+// (edges 0 .. kMail-1: mail, then kShared published nodes), written with write_edge
+// (gc_write_ptr, the target's id beside it). Only a registered root slot, g_ex_root, holds
+// the node; now and then a sender replaces it by a fresh copy and the old one becomes
+// garbage. Guarded by g_exchange_mu, which is only waited for inside a blocking region.
+constexpr uint32_t kExEdges = kMail + kShared;
+Slot g_ex_root;
+const gc_type* g_ex_type;
+std::atomic<uint32_t> g_ex_serial{0};
 std::mutex g_exchange_mu;
+
+// The exchange node, checked against its identity (lock held).
+Node* exchange() {
+  return check_object(g_ex_root.ptr, g_ex_root.id, From{"root", &g_ex_root, 0, 0});
+}
+
+// A new, empty exchange node (allocated before taking the lock: allocation may collect).
+Node* new_exchange(uint64_t* id) {
+  Node* n = static_cast<Node*>(gc_alloc(sizeof(Node) + kExEdges * sizeof(Edge), g_ex_type));
+  if (!n) fail("gc_alloc of the exchange returned NULL");
+  *id = make_id(kNodeKind, 0, kExEdges, g_ex_serial.fetch_add(1) + 1);
+  n->id = *id;
+  n->nedges = kExEdges;
+  n->layout = kPrecise;
+  n->check = node_check(*id, kExEdges, kPrecise);
+  n->owner.store(kTransit, std::memory_order_relaxed);
+  return n;
+}
 
 void lock_exchange() {
   gc_blocking_begin();
   g_exchange_mu.lock();
   gc_blocking_end();
+}
+
+// Slot i of the exchange (lock held), checked against the id recorded beside it.
+Slot exchange_read(Node* ex, uint32_t i) {
+  Ref r;
+  if (!read_edge(ex, i, &r)) fail("exchange edge %u: seqlock odd while the lock is held", i);
+  if (r.p) check_object(r.p, r.id, From{i < kMail ? "mail" : "shared", ex, ex->id, i});
+  return {r.p, r.id};
+}
+
+// Lets other fibers (on a fiber: it parks, and may resume on another thread) or threads run.
+void yield_now() {
+  if (gc_fiber_self()) gc_yield();
+  else sched_yield();
 }
 
 std::atomic<bool> g_stop{false};
@@ -233,6 +270,7 @@ struct Worker {
     uint64_t ids[kMax];
     uint32_t offs[kMax];
     int k = 4 + int(rng.below(kMax - 4));
+    bool on_fiber = gc_fiber_self() != nullptr;
     for (int i = 0; i < k; i++) {
       uint64_t id;
       void* p = alloc_any(&id);
@@ -256,8 +294,9 @@ struct Worker {
         alloc_any(&gid);
       }
       gc_safepoint();
-      if (rng.one_in(16)) sched_yield();
+      if (rng.one_in(on_fiber ? 4 : 16)) yield_now();
     }
+    if (on_fiber) gc_yield();
     if (rng.one_in(8)) gc_collect();
     for (int i = 0; i < k; i++) {
       void* p = held[i] ? held[i] : static_cast<char*>(inner[i]) - offs[i];
@@ -304,11 +343,23 @@ struct Worker {
     Node* child = check(r.p, r.id, From{"edge", parent, parent->id, i});
     if (!owns(child)) return;
     give_away(child);
+    // Now and then the exchange moves to a fresh node (allocated outside the lock).
+    uint64_t fresh_id = 0;
+    Node* fresh = rng.one_in(64) ? new_exchange(&fresh_id) : nullptr;
     lock_exchange();
-    int slot = int(rng.below(kMail));
+    Node* ex = exchange();
+    if (fresh) {
+      for (uint32_t e = 0; e < kExEdges; e++) {
+        Slot s = exchange_read(ex, e);
+        write_edge(fresh, e, s.ptr, s.id);
+      }
+      g_ex_root = {fresh, fresh_id};  // a root: plain stores
+      ex = fresh;
+    }
+    uint32_t slot = rng.below(kMail);
     bool posted = false;
-    if (!g_ex->mail[slot].ptr) {
-      g_ex->mail[slot] = {child, r.id};
+    if (!exchange_read(ex, slot).ptr) {
+      write_edge(ex, slot, child, r.id);
       posted = true;
     }
     g_exchange_mu.unlock();
@@ -318,16 +369,15 @@ struct Worker {
   }
 
   void op_receive() {
-    Slot got{nullptr, 0};
     lock_exchange();
-    int slot = int(rng.below(kMail));
-    if (g_ex->mail[slot].ptr) {
-      got = g_ex->mail[slot];
-      g_ex->mail[slot] = {nullptr, 0};
-    }
+    Node* ex = exchange();
+    uint32_t slot = rng.below(kMail);
+    Slot got = exchange_read(ex, slot);
+    if (got.ptr) write_edge(ex, slot, nullptr, 0);
     g_exchange_mu.unlock();
     if (!got.ptr) return;
-    Node* n = check(got.ptr, got.id, From{"mail", &g_ex->mail[slot], 0, uint32_t(slot)});
+    // Held only by this stack now, until linked below.
+    Node* n = check(got.ptr, got.id, From{"mail", ex, 0, slot});
     take_over(n);
     Node* path[kMaxWalk];
     uint64_t ids[kMaxWalk];
@@ -345,16 +395,17 @@ struct Worker {
       if (!len) return;
       int j = int(rng.below(uint32_t(len)));
       lock_exchange();
-      g_ex->shared[rng.below(kShared)] = {path[j], ids[j]};
+      write_edge(exchange(), kMail + rng.below(kShared), path[j], ids[j]);
       g_exchange_mu.unlock();
       return;
     }
     lock_exchange();
-    int k = int(rng.below(kShared));
-    Slot s = g_ex->shared[k];
+    Node* ex = exchange();
+    uint32_t k = kMail + rng.below(kShared);
+    Slot s = exchange_read(ex, k);
     g_exchange_mu.unlock();
     if (!s.ptr) return;
-    check(s.ptr, s.id, From{"shared", &g_ex->shared[k], 0, uint32_t(k)});
+    checked++;
     Node* path[kMaxWalk];
     uint64_t ids[kMaxWalk];
     int j = pick_owned(path, ids);
@@ -365,9 +416,13 @@ struct Worker {
     Node* path[kMaxWalk];
     uint64_t ids[kMaxWalk];
     int len = walk(path, ids, 8);
-    gc_blocking_begin();
-    usleep(rng.below(300));
-    gc_blocking_end();
+    if (gc_fiber_self() && rng.one_in(2)) {
+      gc_yield();
+    } else {
+      gc_blocking_begin();
+      usleep(rng.below(300));
+      gc_blocking_end();
+    }
     for (int i = 0; i < len; i++) check(path[i], ids[i], From{"stack", &path[i], 0, uint32_t(i)});
   }
 
@@ -533,8 +588,9 @@ void churn_main(uint64_t seed) {
         }
         n->owner.store(kTransit, std::memory_order_relaxed);
         lock_exchange();
-        int slot = int(w.rng.below(kMail));
-        if (!g_ex->mail[slot].ptr) g_ex->mail[slot] = {n, id};
+        Node* ex = exchange();
+        uint32_t slot = w.rng.below(kMail);
+        if (!exchange_read(ex, slot).ptr) write_edge(ex, slot, n, id);
         g_exchange_mu.unlock();
         w.ops[kVerify]++;
         w.op_verify();
@@ -587,8 +643,16 @@ int main(int argc, char** argv) {
   if (gc_init(&o) != 0) return 1;
   tricolor::internal::set_verify_each_cycle(verify);
   make_node_types();
-  g_ex = static_cast<Exchange*>(calloc(1, sizeof(Exchange)));
-  gc_add_root(g_ex, sizeof(Exchange));
+  {
+    static size_t offs[kExEdges];
+    for (uint32_t i = 0; i < kExEdges; i++) offs[i] = sizeof(Node) + i * sizeof(Edge);
+    g_ex_type = gc_type_new("TortureExchange", sizeof(Node) + kExEdges * sizeof(Edge), offs,
+                            kExEdges);
+    gc_add_root(&g_ex_root, sizeof g_ex_root);
+    uint64_t id;
+    Node* ex = new_exchange(&id);
+    g_ex_root = {ex, id};
+  }
 
   std::thread churn;
   if (g_churn) churn = std::thread(churn_main, seed ^ 0xc0ffee);
