@@ -43,7 +43,8 @@ typedef struct gc_options {
 /* Defaults, then the TRICOLOR_* environment overrides. */
 TRICOLOR_API void gc_options_default(gc_options* o);
 /* NULL: defaults + environment. The calling thread is attached. 0 on success,
- * -1 on failure (a second gc_init without gc_shutdown is an error, with a message). */
+ * -1 on failure, with a message: a second gc_init without gc_shutdown, or options out of
+ * range (procs outside 0..1024, fiber_stack_size above 1 GiB). */
 TRICOLOR_API int gc_init(const gc_options* o);
 /* Stops the collector's threads and releases the heap. Every object is gone. */
 TRICOLOR_API void gc_shutdown(void);
