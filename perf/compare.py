@@ -148,6 +148,18 @@ def run(cmd, **kw):
 
 # ---- Building ----------------------------------------------------------------------
 
+def has_target(build_dir, path):
+    """Whether the build defines the target that makes path (e.g. tools/scheme/scheme-bdwgc,
+    which exists only when the build has bdwgc and the scheme_bdwgc option allows it)."""
+    info = subprocess.run(["meson", "introspect", "--targets", build_dir],
+                          capture_output=True, text=True, cwd=ROOT)
+    if info.returncode != 0:
+        return False
+    want = os.path.realpath(os.path.join(build_dir, path))
+    return any(os.path.realpath(f) == want
+               for t in json.loads(info.stdout) for f in t.get("filename", []))
+
+
 def build(build_dir, programs):
     if not os.path.exists(os.path.join(build_dir, "build.ninja")):
         run(["meson", "setup", build_dir, "--buildtype=release", "-Dtests=false"], cwd=ROOT)
@@ -164,7 +176,9 @@ def build(build_dir, programs):
     # Only the perf targets: the rest of the tree need not build for a comparison.
     targets = [f"perf/perf_{p}" for p in programs if p != "scheme"]
     if "scheme" in programs:
-        targets += ["tools/scheme/scheme", "tools/scheme/scheme-bdwgc"]
+        targets += ["tools/scheme/scheme"]
+        if has_target(build_dir, "tools/scheme/scheme-bdwgc"):
+            targets += ["tools/scheme/scheme-bdwgc"]
     run(["ninja", "-C", build_dir, "-j2"] + targets, cwd=ROOT)
     return buildtype
 
@@ -604,6 +618,12 @@ def main():
     if probe is not None and probe.returncode != 0:
         notes.append("this build has no bdwgc (libgc-dev): the bdwgc peer is skipped")
         for b in blist:
+            b.impls = [i for i in b.impls if i != "bdwgc"]
+    for b in blist:
+        exe = b.command.get("bdwgc") if b.command else None
+        if exe and "bdwgc" in b.impls and not os.path.exists(os.path.join(build_dir, exe)):
+            notes.append(f"{exe} is not built (meson option scheme_bdwgc): "
+                         f"{b.key} runs without its bdwgc peer")
             b.impls = [i for i in b.impls if i != "bdwgc"]
 
     runs = []

@@ -43,7 +43,8 @@ typedef struct gc_options {
 /* Defaults, then the TRICOLOR_* environment overrides. */
 TRICOLOR_API void gc_options_default(gc_options* o);
 /* NULL: defaults + environment. The calling thread is attached. 0 on success,
- * -1 on failure (a second gc_init without gc_shutdown is an error, with a message). */
+ * -1 on failure, with a message: a second gc_init without gc_shutdown, or options out of
+ * range (procs outside 0..1024, fiber_stack_size above 1 GiB). */
 TRICOLOR_API int gc_init(const gc_options* o);
 /* Stops the collector's threads and releases the heap. Every object is gone. */
 TRICOLOR_API void gc_shutdown(void);
@@ -77,9 +78,13 @@ TRICOLOR_API void tricolor_write_ptr_slow(void* slot, void* value);
 TRICOLOR_API void tricolor_safepoint_slow(void);
 
 /* The one barriered store of a heap pointer into a heap object: *(void**)slot = value.
- * Cost with the barrier off: one relaxed load, one predicted branch, one store. */
+ * Cost with the barrier off: one relaxed load, one predicted branch, one store. A NULL slot
+ * joins the barrier's branch (a test and an or, no second branch) and the slow path reports
+ * it instead of faulting; where the compiler knows the slot is not NULL, the test folds
+ * away. */
 static inline void gc_write_ptr(void* slot, void* value) {
-  if (__builtin_expect(__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0, 0)) {
+  if (__builtin_expect((__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) |
+                        (uint32_t)(slot == NULL)) != 0, 0)) {
     tricolor_write_ptr_slow(slot, value);
     return;
   }

@@ -282,11 +282,13 @@ struct additional_bytes {
 // A new T on the heap, constructed from args. Precise when T has gc_fields, else conservative.
 template <class T, class... A>
 T* make(A&&... args) {
+  // First, so that make<T[]> reports this rather than the destructor check below (an array
+  // of unknown bound is not trivially destructible either).
+  static_assert(!std::is_array_v<T>, "tricolor::make<T[]>: use tricolor::make_array<T>(n)");
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make<T>: GC'd objects never run destructors, so T must be trivially "
                 "destructible (no std::string, std::vector or unique_ptr fields: use member<U>, "
                 "make_array and make_noscan objects instead)");
-  static_assert(!std::is_array_v<T>, "tricolor::make<T[]>: use tricolor::make_array<T>(n)");
   void* p = gc_alloc(sizeof(T), detail::type_of<T>());
   if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();
   return detail::construct<T>(p, std::forward<A>(args)...);
@@ -311,6 +313,9 @@ T* make_noscan(additional_bytes extra, A&&... args) {
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make_noscan<T>: GC'd objects never run destructors, so T must be "
                 "trivially destructible");
+  if constexpr (detail::has_gc_fields<T>)
+    static_assert(T::gc_fields::count() == 0,
+                  "tricolor::make_noscan<T>: T has traced fields (gc_fields); use make<T>");
   if (extra.bytes > SIZE_MAX / 2) detail::alloc_failed();
   void* p = gc_alloc_noscan(sizeof(T) + extra.bytes);
   if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();

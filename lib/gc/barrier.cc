@@ -53,6 +53,11 @@ void shade_if_marking(const void* p) {
 using namespace tricolor::internal;
 
 extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
+  if (__builtin_expect(slot == nullptr, 0)) {
+    // The value is dropped, not lost: the caller still holds it (it is an argument).
+    log_error("gc_write_ptr(NULL, %p): no slot to store into; the store is dropped", value);
+    return;
+  }
   void** s = static_cast<void**>(slot);
   // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.
   void* old = __atomic_load_n(s, __ATOMIC_RELAXED);

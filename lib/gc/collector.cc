@@ -40,6 +40,8 @@ constexpr int kTriggerWaitMs = 10;  // longest wait of an allocation for its cyc
 constexpr int64_t kAssistSlice = 64 << 10;  // scan work an assist does between safepoints
 
 std::atomic<bool> g_initialized{false};
+std::atomic<bool> g_ever_initialized{false};  // a heap ran once: "after gc_shutdown" in messages
+std::atomic<bool> g_sched_running{false};     // a gc_run is on (collector_sched_running)
 gc_options g_opts;
 int g_procs = 1;
 
@@ -688,6 +690,7 @@ void assist(int64_t debt) {
 // ---- Shared state accessors ----------------------------------------------------------------
 
 bool collector_initialized() { return g_initialized.load(std::memory_order_acquire); }
+void collector_sched_running(bool on) { g_sched_running.store(on); }
 Phase gc_phase() { return g_phase.load(std::memory_order_acquire); }
 CollectorStats& collector_stats() { return g_stats; }
 int configured_procs() { return g_procs; }
@@ -942,6 +945,30 @@ void stress_alloc() {
 
 using namespace tricolor::internal;
 
+namespace {
+
+// The bounds gc_init holds a caller's options to. Out of bounds is a programming error that
+// would otherwise start INT_MAX mark workers or map fiber stacks of 2^64 bytes: gc_init
+// refuses it with a message naming the field, and starts nothing.
+constexpr int kMaxProcs = 1024;                           // as TRICOLOR_PROCS
+constexpr size_t kMaxFiberStack = size_t{1} << 30;        // Go's maximum stack, 1 GiB
+
+bool options_valid(const gc_options& o) {
+  if (o.procs < 0 || o.procs > kMaxProcs) {
+    log_error("gc_init: gc_options.procs = %d is out of range (0: hardware threads, or 1 to "
+              "%d); returns -1", o.procs, kMaxProcs);
+    return false;
+  }
+  if (o.fiber_stack_size > kMaxFiberStack) {
+    log_error("gc_init: gc_options.fiber_stack_size = %zu is out of range (0: 256 KiB, at most "
+              "%zu; below 16 KiB is rounded up); returns -1", o.fiber_stack_size, kMaxFiberStack);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 extern "C" {
 
 void gc_options_default(gc_options* o) {
@@ -987,6 +1014,7 @@ int gc_init(const gc_options* o) {
     log_error("gc_init called twice without gc_shutdown; the heap is already running");
     return -1;
   }
+  if (o && !options_valid(*o)) return -1;
   if (o) g_opts = *o;
   else gc_options_default(&g_opts);
   if (!g_opts.force_gc_period_ns) g_opts.force_gc_period_ns = kDefaultForcePeriodNs;
@@ -1023,6 +1051,7 @@ int gc_init(const gc_options* o) {
     g_verify_each.store(verify, std::memory_order_relaxed);
   }
   g_initialized.store(true, std::memory_order_release);
+  g_ever_initialized.store(true);
 #if TRICOLOR_STRESS
   poll_set(kPollStress);  // every safepoint poll takes the slow path (stress_safepoint)
 #endif
@@ -1037,7 +1066,13 @@ int gc_init(const gc_options* o) {
 
 void gc_shutdown(void) {
   if (!g_initialized.load()) {
-    log_error("gc_shutdown called without gc_init");
+    log_error("gc_shutdown called %s", g_ever_initialized ? "twice (the heap is already shut down)"
+                                                           : "before gc_init");
+    return;
+  }
+  if (g_sched_running.load()) {
+    log_error("gc_shutdown called while gc_run is running (its fibers hold heap objects); "
+              "ignored: call it after gc_run returns");
     return;
   }
   {
@@ -1106,6 +1141,12 @@ int gc_set_percent(int pct) {
   {
     std::lock_guard<std::mutex> g(g_mu);
     old = g_pacer.gc_percent;
+    if (!g_initialized.load()) {
+      // gc_init would overwrite it from its options: say so rather than drop it silently.
+      log_error("gc_set_percent(%d) called %s; ignored (gc_options.gc_percent sets it for "
+                "gc_init)", pct, g_ever_initialized ? "after gc_shutdown" : "before gc_init");
+      return old;
+    }
     g_pacer.gc_percent = pct < 0 ? -1 : pct;
     g_opts.gc_percent = g_pacer.gc_percent;
     g_pacer.recompute();
@@ -1121,6 +1162,11 @@ size_t gc_set_memory_limit(size_t bytes) {
   {
     std::lock_guard<std::mutex> g(g_mu);
     old = g_pacer.memory_limit;
+    if (!g_initialized.load()) {
+      log_error("gc_set_memory_limit(%zu) called %s; ignored (gc_options.memory_limit sets it "
+                "for gc_init)", bytes, g_ever_initialized ? "after gc_shutdown" : "before gc_init");
+      return old;
+    }
     g_pacer.memory_limit = bytes;
     g_opts.memory_limit = bytes;
     g_pacer.recompute();

@@ -25,6 +25,9 @@ const char* reason_name(CycleReason r);
 
 bool collector_initialized();
 Phase gc_phase();
+// gc_run brackets its run with these (lib/sched): gc_shutdown refuses to release the heap
+// under running fibers.
+void collector_sched_running(bool on);
 
 // ---- Hooks of the allocator ------------------------------------------------------------
 // Allocation slow path (span refill or large object): safepoint, assist, trigger check.

@@ -1047,9 +1047,11 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
               "and one scheduler runs at a time); returns -1");
     return -1;
   }
+  collector_sched_running(true);
   bool attached_here = false;
   if (!current_thread()) {
     if (gc_thread_attach() != 0) {
+      collector_sched_running(false);
       g_running.store(false);
       return -1;
     }
@@ -1058,6 +1060,7 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
   if (current_thread()->blocking_depth > 0) {
     log_error("gc_run called inside gc_blocking_begin/end; returns -1");
     if (attached_here) gc_thread_detach();
+    collector_sched_running(false);
     g_running.store(false);
     return -1;
   }
@@ -1087,6 +1090,7 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
   }
   sched_teardown(m0);
   if (attached_here) gc_thread_detach();
+  collector_sched_running(false);
   g_running.store(false);
   return rc;
 }
@@ -1132,6 +1136,13 @@ void gc_yield(void) {
 void gc_join(gc_fiber* f) {
   if (!f) {
     log_error("gc_join(NULL): no fiber to join");
+    return;
+  }
+  if (!g_running.load()) {
+    // No run is on: every handle is stale (gc_run releases its fibers when it returns), and
+    // reading through one would read freed memory.
+    log_error("gc_join(%p) called while no gc_run is running: a fiber handle does not outlive "
+              "its gc_run; ignored", static_cast<void*>(f));
     return;
   }
   G* g = reinterpret_cast<G*>(f);
@@ -1181,6 +1192,9 @@ void gc_join(gc_fiber* f) {
 }
 
 void gc_sleep(uint64_t ns) {
+  // 2^63 ns (292 years) is forever in practice; the bound keeps the deadline from wrapping
+  // around (monotonic_ns() < 2^63) and std::chrono's signed count from turning negative.
+  ns = std::min<uint64_t>(ns, INT64_MAX);
   gc_safepoint();
   M* m = fiber_m();
   if (!m) {

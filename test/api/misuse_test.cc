@@ -3,12 +3,15 @@
 // the misuse is intact afterwards.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 
+#include "capture.h"
 #include "tricolor/fiber.h"
 #include "tricolor/gc.h"
 
@@ -66,6 +69,16 @@ void on_thread(F&& f) {
   gc_blocking_end();
 }
 
+// What f wrote to stderr (the library's messages), f run with fd 2 captured.
+template <class F>
+std::string stderr_of(F&& f) {
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  f();
+  static char buf[16384];
+  return capture_end(&c, buf, sizeof buf);
+}
+
 size_t g_oom_request = 0;
 int g_oom_calls = 0;
 void count_oom(size_t n) {
@@ -96,7 +109,8 @@ TEST_CASE("absurd sizes return NULL with a message and no OOM handler call", "[a
   gc_set_oom_handler(count_oom);
   g_oom_calls = 0;
   for (size_t size : {SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2, size_t{1} << 47}) {
-    CHECK(gc_alloc(size, nullptr) == nullptr);
+    CHECK_THAT(stderr_of([&] { CHECK(gc_alloc(size, nullptr) == nullptr); }),
+               Catch::Contains("gc_alloc(" + std::to_string(size) + "): the size is beyond"));
     CHECK(gc_alloc(size, cell_type()) == nullptr);
     CHECK(gc_alloc_noscan(size) == nullptr);
   }
@@ -199,17 +213,19 @@ TEST_CASE("gc_write_ptr into a slot outside the heap is a plain store", "[api][m
 TEST_CASE("roots: NULL, empty and unknown ranges are ignored with a message", "[api][misuse]") {
   ensure_heap();
   static void* area[4];
-  gc_add_root(nullptr, 64);
-  gc_add_root(area, 0);
-  gc_remove_root(nullptr);
-  gc_remove_root(area);          // never added
-  gc_remove_root(g_list_root + 1);  // inside a registered root, not its start
+  CHECK_THAT(stderr_of([] { gc_add_root(nullptr, 64); }), Catch::Contains("gc_add_root"));
+  CHECK_THAT(stderr_of([] { gc_add_root(area, 0); }), Catch::Contains("gc_add_root"));
+  CHECK_THAT(stderr_of([] { gc_remove_root(nullptr); }), Catch::Contains("gc_remove_root"));
+  CHECK_THAT(stderr_of([] { gc_remove_root(area); }),  // never added
+             Catch::Contains("gc_remove_root") && Catch::Contains("no root registered"));
+  CHECK_THAT(stderr_of([] { gc_remove_root(g_list_root + 1); }),  // inside a root, not its start
+             Catch::Contains("gc_remove_root"));
   // Registered twice, removed twice: the second removal finds the second registration.
   gc_add_root(area, sizeof area);
   gc_add_root(area, sizeof area);
-  gc_remove_root(area);
-  gc_remove_root(area);
-  gc_remove_root(area);          // now unknown
+  CHECK(stderr_of([] { gc_remove_root(area); }).empty());
+  CHECK(stderr_of([] { gc_remove_root(area); }).empty());
+  CHECK_THAT(stderr_of([] { gc_remove_root(area); }), Catch::Contains("gc_remove_root"));  // now unknown
   check_live_list();             // the list's own root is still registered
 }
 
@@ -219,15 +235,24 @@ TEST_CASE("an unattached thread gets NULL from the allocator and no-ops elsewher
   void* results[4] = {reinterpret_cast<void*>(1), reinterpret_cast<void*>(1)};
   void* slot = nullptr;
   void* obj = gc_alloc(16, nullptr);
-  on_thread([&] {
-    results[0] = gc_alloc(16, nullptr);
-    results[1] = gc_alloc_noscan(8);
-    gc_safepoint();
-    gc_blocking_begin();
-    gc_blocking_end();
-    gc_thread_detach();         // message: not attached
-    gc_write_ptr(&slot, obj);   // a store; shades through the collector if marking
+  std::string said;
+  gc_blocking_begin();  // the other thread runs while this one waits for its output
+  said = stderr_of([&] {
+    std::thread th([&] {
+      results[0] = gc_alloc(16, nullptr);
+      results[1] = gc_alloc_noscan(8);
+      gc_safepoint();
+      gc_blocking_begin();
+      gc_blocking_end();
+      gc_thread_detach();         // message: not attached
+      gc_write_ptr(&slot, obj);   // a store; shades through the collector if marking
+    });
+    th.join();
   });
+  gc_blocking_end();
+  CHECK_THAT(said, Catch::Contains("gc_alloc(16) from a thread that is not attached"));
+  CHECK_THAT(said, Catch::Contains("gc_alloc(8) from a thread that is not attached"));
+  CHECK_THAT(said, Catch::Contains("gc_thread_detach called on a thread that is not attached"));
   CHECK(results[0] == nullptr);
   CHECK(results[1] == nullptr);
   CHECK(slot == obj);
@@ -238,15 +263,18 @@ TEST_CASE("attach twice is one attachment; detach twice is a message", "[api][mi
   ensure_heap();
   int rc1 = -2, rc2 = -2;
   void* after = reinterpret_cast<void*>(1);
+  std::string second_attach, second_detach;
   on_thread([&] {
     rc1 = gc_thread_attach();
-    rc2 = gc_thread_attach();
+    second_attach = stderr_of([&] { rc2 = gc_thread_attach(); });
     void* p = gc_alloc(64, nullptr);
     (void)p;
     gc_thread_detach();
-    gc_thread_detach();         // message
+    second_detach = stderr_of([] { gc_thread_detach(); });
     after = gc_alloc(64, nullptr);  // unattached again: NULL
   });
+  CHECK(second_attach.empty());
+  CHECK_THAT(second_detach, Catch::Contains("gc_thread_detach"));
   CHECK(rc1 == 0);
   CHECK(rc2 == 0);
   CHECK(after == nullptr);
@@ -255,8 +283,8 @@ TEST_CASE("attach twice is one attachment; detach twice is a message", "[api][mi
 
 TEST_CASE("gc_blocking_end without gc_blocking_begin is a message", "[api][misuse]") {
   ensure_heap();
-  gc_blocking_end();
-  gc_blocking_end();
+  CHECK_THAT(stderr_of([] { gc_blocking_end(); }), Catch::Contains("gc_blocking_end"));
+  CHECK_THAT(stderr_of([] { gc_blocking_end(); }), Catch::Contains("gc_blocking_end"));
   // Nested regions still pair up afterwards.
   gc_blocking_begin();
   gc_blocking_begin();
@@ -283,16 +311,110 @@ TEST_CASE("control calls accept any value", "[api][misuse]") {
   CHECK(gc_read_class_stats(cs, -5) > 0);
   CHECK(gc_read_class_stats(cs, 2) > 0);
   gc_options_default(nullptr);
-  CHECK(gc_init(nullptr) == -1);  // already running
+  CHECK_THAT(stderr_of([] { CHECK(gc_init(nullptr) == -1); }),  // already running
+             Catch::Contains("gc_init called twice"));
+  gc_options bad;
+  gc_options_default(&bad);
+  bad.procs = -4;
+  CHECK_THAT(stderr_of([&] { CHECK(gc_init(&bad) == -1); }),  // running: that comes first
+             Catch::Contains("gc_init called twice"));
   gc_free_os_memory();
   check_live_list();
 }
 
 TEST_CASE("fiber calls outside gc_run fail cleanly", "[api][misuse]") {
   ensure_heap();
-  CHECK(gc_go(noop_fiber, nullptr) == nullptr);
-  CHECK(gc_run(nullptr, nullptr) == -1);
+  CHECK_THAT(stderr_of([] { CHECK(gc_go(noop_fiber, nullptr) == nullptr); }),
+             Catch::Contains("gc_go called outside gc_run"));
+  CHECK_THAT(stderr_of([] { CHECK(gc_run(nullptr, nullptr) == -1); }),
+             Catch::Contains("gc_run(NULL)"));
   CHECK(gc_fiber_self() == nullptr);
+  // On a plain attached thread: gc_yield and gc_sleep act on the thread, silently.
+  CHECK(stderr_of([] {
+          gc_yield();
+          gc_sleep(0);
+          gc_sleep(1000);
+        }).empty());
+  CHECK_THAT(stderr_of([] { gc_join(nullptr); }), Catch::Contains("gc_join(NULL)"));
+  static int not_a_fiber;
+  CHECK_THAT(stderr_of([] { gc_join(reinterpret_cast<gc_fiber*>(&not_a_fiber)); }),
+             Catch::Contains("gc_join") && Catch::Contains("no gc_run is running"));
+  check_live_list();
+}
+
+namespace {
+
+// Inside gc_run: the misuses of the scheduler calls, each with its message. Results are
+// collected here and checked by the test on its own thread.
+struct FiberMisuse {
+  std::string nested_run, join_null, join_self, join_twice, shutdown, go_null;
+  int nested_rc = 0;
+  gc_fiber* go_null_result = reinterpret_cast<gc_fiber*>(1);
+  bool joined = false;
+  int child_ran = 0;
+};
+FiberMisuse g_fm;
+
+void child_fiber(void*) {
+  g_fm.child_ran++;
+  gc_yield();
+}
+
+void self_join_fiber(void*) {
+  g_fm.join_self = stderr_of([] { gc_join(gc_fiber_self()); });
+}
+
+void misuse_main(void*) {
+  g_fm.nested_run = stderr_of([] { g_fm.nested_rc = gc_run(noop_fiber, nullptr); });
+  g_fm.join_null = stderr_of([] { gc_join(nullptr); });
+  g_fm.go_null = stderr_of([] { g_fm.go_null_result = gc_go(nullptr, nullptr); });
+  gc_fiber* self_joiner = gc_go(self_join_fiber, nullptr);
+  gc_fiber* child = gc_go(child_fiber, nullptr);
+  gc_join(child);
+  g_fm.joined = true;
+  g_fm.join_twice = stderr_of([&] { gc_join(child); });  // its record is free, not reused yet
+  gc_join(self_joiner);
+  g_fm.shutdown = stderr_of([] { gc_shutdown(); });
+  gc_yield();
+  gc_sleep(0);
+}
+
+}  // namespace
+
+TEST_CASE("scheduler calls misused inside gc_run are refused with a message", "[api][misuse]") {
+  ensure_heap();
+  g_fm = FiberMisuse{};
+  REQUIRE(gc_run(misuse_main, nullptr) == 0);
+  CHECK(g_fm.nested_rc == -1);
+  CHECK_THAT(g_fm.nested_run, Catch::Contains("gc_run called while the scheduler is already running"));
+  CHECK_THAT(g_fm.join_null, Catch::Contains("gc_join(NULL)"));
+  CHECK(g_fm.go_null_result == nullptr);
+  CHECK_THAT(g_fm.go_null, Catch::Contains("gc_go(NULL"));
+  CHECK_THAT(g_fm.join_self, Catch::Contains("gc_join: a fiber cannot join itself"));
+  CHECK(g_fm.joined);
+  CHECK(g_fm.child_ran == 1);
+  CHECK_THAT(g_fm.join_twice, Catch::Contains("gc_join") && Catch::Contains("already joined"));
+  CHECK_THAT(g_fm.shutdown, Catch::Contains("gc_shutdown called while gc_run is running"));
+  // The heap survived the refused gc_shutdown, and the scheduler runs again.
+  CHECK(gc_alloc(32, nullptr) != nullptr);
+  REQUIRE(gc_run(noop_fiber, nullptr) == 0);
+  check_live_list();
+}
+
+TEST_CASE("gc_write_ptr into slots outside the heap, and into NULL", "[api][misuse]") {
+  ensure_heap();
+  void* obj = gc_alloc(32, nullptr);
+  CHECK_THAT(stderr_of([&] { gc_write_ptr(nullptr, obj); }),
+             Catch::Contains("gc_write_ptr(NULL"));
+  static void* global_slot;
+  void* stack_slot = nullptr;
+  CHECK(stderr_of([&] {
+          gc_write_ptr(&global_slot, obj);
+          gc_write_ptr(&stack_slot, obj);
+        }).empty());
+  CHECK(global_slot == obj);
+  CHECK(stack_slot == obj);
+  global_slot = nullptr;
   check_live_list();
 }
 
@@ -320,8 +442,9 @@ TEST_CASE("malformed environment values are reported and the defaults used", "[a
     setenv(c.var, c.value, 1);
     gc_options o;
     memset(&o, 0x5a, sizeof o);
-    gc_options_default(&o);
+    std::string said = stderr_of([&] { gc_options_default(&o); });
     unsetenv(c.var);
+    CHECK_THAT(said, Catch::Contains(std::string(c.var) + "=\"" + c.value + "\" is not valid"));
     CHECK(o.gc_percent == def.gc_percent);
     CHECK(o.memory_limit == def.memory_limit);
     CHECK(o.procs == def.procs);

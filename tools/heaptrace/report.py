@@ -47,6 +47,13 @@ REQUIRED = {
     "oom": ("request", "limit"),
     "end": ("num_gc", "pause_total_ns", "gc_cpu_fraction"),
 }
+# Members that are text, tables ("classes") or maps (a cycle_end's wall_ns and cpu_ns);
+# every other member named in REQUIRED (and t_ns) is a number. Members read when present (OPTIONAL) are checked the same way.
+STRINGS = ("reason", "phase", "type")
+OPTIONAL = {"start": ("page_size", "sample_bytes"), "cycle_end": ("restarts",)}
+# Rows of the "classes" tables: [class, size, pages] in start, [class, spans, objects, free]
+# in cycle_end.
+CLASS_ROW = {"start": 3, "cycle_end": 4}
 MIB = 1 << 20
 
 
@@ -70,6 +77,45 @@ class Dump:
 
     def problem(self, lineno, msg):
         self.problems.append((lineno, msg))
+
+
+def is_number(x):
+    """A finite JSON number a dump can hold (the writer's are 64-bit): not a bool, NaN, an
+    infinity or an integer beyond 2^64."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, int):
+        return abs(x) <= 2**64  # compared as an int: float(10**400) would raise
+    return isinstance(x, float) and math.isfinite(x) and abs(x) <= 2.0**64
+
+
+def show(x):
+    """A member's value for a message, cut short."""
+    r = json.dumps(x) if not isinstance(x, float) or math.isfinite(x) else repr(x)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def member_problem(kind, ev):
+    """Why an event's members cannot be used (a wrong type, a value out of range), or None."""
+    for k in REQUIRED[kind] + ("t_ns",) + tuple(k for k in OPTIONAL.get(kind, ()) if k in ev):
+        v = ev[k]
+        if k in STRINGS:
+            if not isinstance(v, str):
+                return f"\"{k}\" is not a string: {show(v)}"
+        elif k == "classes":
+            width = CLASS_ROW[kind]
+            if not isinstance(v, list):
+                return f"\"classes\" is not a list: {show(v)}"
+            for row in v:
+                if not (isinstance(row, list) and len(row) >= width
+                        and all(is_number(x) for x in row[:width])):
+                    return f"\"classes\" has a row that is not {width} numbers: {show(row)}"
+        elif kind == "cycle_end" and k in ("wall_ns", "cpu_ns"):  # times by phase
+            if not (isinstance(v, dict) and all(is_number(x) for x in v.values())):
+                return f"\"{k}\" is not a map of numbers: {show(v)}"
+        elif not is_number(v):
+            return f"\"{k}\" is not a number a dump can hold: {show(v)}"
+    return None
 
 
 def read_dump(path):
@@ -105,23 +151,30 @@ def read_dump(path):
             continue
         v = ev["v"]
         if d.version is None:
-            if v not in SUPPORTED_VERSIONS:
+            if isinstance(v, bool) or v not in SUPPORTED_VERSIONS:
                 raise DumpError(
                     f"{path}: line {i}: dump format version {v!r} is not supported "
                     f"(this report reads version{'s' if len(SUPPORTED_VERSIONS) > 1 else ''} "
                     f"{', '.join(map(str, SUPPORTED_VERSIONS))}); use the report.py of the "
                     f"tricolor release that wrote the dump")
             d.version = v
-        elif v != d.version:
-            d.problem(i, f"format version {v!r} differs from the dump's version {d.version}")
+        elif isinstance(v, bool) or v != d.version:
+            d.problem(i, f"format version {show(v)} differs from the dump's version {d.version}")
             continue
         kind = ev["ev"]
+        if not isinstance(kind, str):
+            d.problem(i, f"\"ev\" is not an event name: {show(kind)}")
+            continue
         if kind not in KNOWN_EVENTS:
             d.unknown_events[kind] += 1
             continue
         missing = [k for k in REQUIRED[kind] + ("t_ns",) if k not in ev]
         if missing:
             d.problem(i, f"{kind} event without {', '.join(missing)}")
+            continue
+        why = member_problem(kind, ev)
+        if why:
+            d.problem(i, f"{kind} event: {why}")
             continue
         ev["_line"] = i
         if kind == "start":

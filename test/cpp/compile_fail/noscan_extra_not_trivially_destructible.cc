@@ -1,0 +1,10 @@
+// make_noscan<T>(additional_bytes{n}) must reject a T with a destructor: it would never run.
+#include <string>
+
+#include "tricolor/gc.hpp"
+
+struct Text {
+  std::string s;
+};
+
+Text* f() { return tricolor::make_noscan<Text>(tricolor::additional_bytes{8}); }
