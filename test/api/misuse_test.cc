@@ -354,6 +354,9 @@ struct FiberMisuse {
   int child_ran = 0;
 };
 FiberMisuse g_fm;
+// fd 2 is the process's, and fibers run on two threads: the self-joining fiber captures
+// only after the main fiber's own captures are over (capture.h: one capture at a time).
+std::atomic<bool> g_main_captures_done{false};
 
 void child_fiber(void*) {
   g_fm.child_ran++;
@@ -361,6 +364,7 @@ void child_fiber(void*) {
 }
 
 void self_join_fiber(void*) {
+  while (!g_main_captures_done.load()) gc_yield();
   g_fm.join_self = stderr_of([] { gc_join(gc_fiber_self()); });
 }
 
@@ -373,6 +377,7 @@ void misuse_main(void*) {
   gc_join(child);
   g_fm.joined = true;
   g_fm.join_twice = stderr_of([&] { gc_join(child); });  // its record is free, not reused yet
+  g_main_captures_done = true;
   gc_join(self_joiner);
   g_fm.shutdown = stderr_of([] { gc_shutdown(); });
   gc_yield();
@@ -384,6 +389,7 @@ void misuse_main(void*) {
 TEST_CASE("scheduler calls misused inside gc_run are refused with a message", "[api][misuse]") {
   ensure_heap();
   g_fm = FiberMisuse{};
+  g_main_captures_done = false;
   REQUIRE(gc_run(misuse_main, nullptr) == 0);
   CHECK(g_fm.nested_rc == -1);
   CHECK_THAT(g_fm.nested_run, Catch::Contains("gc_run called while the scheduler is already running"));
