@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -74,6 +75,8 @@ struct Churn {
   int lists = 0;
   std::atomic<int> freed_checked{0};
   std::atomic<int> freed_ok{0};
+  std::atomic<size_t> unexplained{0};  // kept by something other than a stack word
+  std::vector<std::string> why;         // the retention probe's lines (churner 0 only)
 };
 struct Churner {
   Churn* c;
@@ -98,7 +101,14 @@ void churner(void* a) {
     gc_collect();
     if (ch->index != 0) continue;
     c->freed_checked.fetch_add(1);
-    if (freed(last)) c->freed_ok.fetch_add(1);
+    if (freed(last)) {
+      c->freed_ok.fetch_add(1);
+      continue;
+    }
+    // Still there: collect again, and name what keeps it (a stale stack word may).
+    size_t unexplained = 0;
+    if (collect_until_freed({last}, 3, &c->why, &unexplained) == 0) c->freed_ok.fetch_add(1);
+    c->unexplained += unexplained;
   }
 }
 
@@ -158,6 +168,10 @@ TEST_CASE("objects referenced only from parked fibers' stacks survive cycles whi
   CHECK(s1.num_gc - s0.num_gc >= uint32_t(2 * churn.cycles));
   // The churn's garbage was reclaimed (most lists; a stale word on a stack may keep one).
   CHECK(churn.freed_ok.load() * 2 > churn.freed_checked.load());
+  std::string probe;
+  for (const std::string& line : churn.why) probe += line + "\n";
+  INFO(probe);
+  CHECK(churn.unexplained.load() == 0);
   CHECK(verify_failures() == 0);
 }
 
