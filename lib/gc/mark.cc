@@ -153,8 +153,7 @@ bool find_object(uintptr_t p, ObjRef* out) {
 TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
   mspan* s = mheap::span_of(p);
   if (!s || s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
-  // p >= s->start: the page map sends p's page to the span holding it.
-  if (p >= s->limit) return;
+  if (p - s->start >= s->limit - s->start) return;  // one unsigned compare: [start, limit)
   uint32_t idx = s->object_index(p);
   // A marked slot is an allocated object (INV-MARK-2, sweeping clears the bits), so the
   // common repeat visit ends here without the free-slot test (INV-SPAN-3).
