@@ -347,8 +347,9 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
   // only then is an empty queue proof that no grey object is left (INV-MARK-3). A marker
   // that does not finish within ~50 us (descheduled) makes this attempt give up instead.
   for (uint64_t t = monotonic_ns(); ms.busy.load(std::memory_order_seq_cst) != 0;) {
-    if (monotonic_ns() - t > 50000) break;
-    cpu_relax();
+    uint64_t now = monotonic_ns();
+    if (now - t > 50000) break;
+    spin_or_yield(t, now);
   }
   if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0) {
     record_pause(ct, 1, start_the_world() - *t0, cycle);

@@ -80,10 +80,11 @@ uint64_t stop_the_world(const char* why) {
   for (ThreadState* t = g_threads.head; t; t = t->next) {
     // Spin first: a running thread usually reaches a safepoint within microseconds, sooner
     // than a sleep on the condition variable would wake up (tens of microseconds).
-    uint64_t spin_until = monotonic_ns() + kStopSpinNs;
+    uint64_t spin_start = monotonic_ns();
     while (t->status.load(std::memory_order_seq_cst) == ThreadStatus::kRunning) {
-      if (monotonic_ns() < spin_until) {
-        cpu_relax();
+      uint64_t now = monotonic_ns();
+      if (now - spin_start < kStopSpinNs) {
+        spin_or_yield(spin_start, now);
         continue;
       }
       std::unique_lock<std::mutex> g(g_stw_mu);
