@@ -141,6 +141,26 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
   return reinterpret_cast<void*>(p);
 }
 
+// Clears a large object's span before it is published. Clearing megabytes takes a
+// millisecond and more, and a thread that does not reach a safepoint holds up a stop of the
+// world that long (GCBench's 4 MiB array was a 1 ms mark termination). So a big clear runs
+// inside a collector wait, a blocking region that keeps the fiber's P: the collector counts
+// the thread as stopped and never waits for it. That is safe because the span is not
+// published yet: its one slot is free (INV-SPAN-3), so no marker scans it and no
+// conservative pointer into it counts, and no sweeper can see it before push_swept, which
+// stamps it with the sweep generation current then, even if cycles ran meanwhile. (Go clears
+// large objects in preemptible chunks, memclrNoHeapPointersChunked, for the same reason.)
+void zero_large(mspan* s, size_t bytes) {
+  constexpr size_t kClearInPlace = 256 << 10;
+  if (bytes < kClearInPlace) {
+    memset(reinterpret_cast<void*>(s->start), 0, bytes);
+    return;
+  }
+  collector_wait_begin();
+  memset(reinterpret_cast<void*>(s->start), 0, bytes);
+  collector_wait_end();
+}
+
 [[gnu::noinline]] void* alloc_large(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   if (!noscan && !type) type = conservative_type();
   size_t npages = (size + kPageSize - 1) / kPageSize;
@@ -154,7 +174,7 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
     s = heap().alloc_span(npages, sc, &needzero);
     if (!s) return out_of_memory(size);
   }
-  if (needzero) memset(reinterpret_cast<void*>(s->start), 0, npages * kPageSize);
+  if (needzero) zero_large(s, npages * kPageSize);
   s->large_type = noscan ? nullptr : type;
   s->freeindex = 1;
   s->alloc_count = 1;
