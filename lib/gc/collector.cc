@@ -351,7 +351,11 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
     if (now - t > 50000) break;
     spin_or_yield(t, now);
   }
-  if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0) {
+  // An overflow (INV-MARK-4), even one of the root scan above, leaves marked objects whose
+  // referents may be white: marking resumes, and the controller rescans with the world
+  // running (run_cycle), not in this pause, whose length would then grow with the heap.
+  if (ms.busy.load(std::memory_order_seq_cst) != 0 || !ms.queue.empty() || stacks_unscanned() != 0 ||
+      ms.overflowed.load(std::memory_order_seq_cst)) {
     record_pause(ct, 1, start_the_world() - *t0, cycle);
     ct.restarts++;
     g_worker_cv.notify_all();
@@ -469,6 +473,20 @@ void run_cycle(CycleReason reason, bool user_waits) {
     w.dispose();
     ms.busy.fetch_sub(1, std::memory_order_seq_cst);
     if (stacks_unscanned() == 0 && ms.queue.empty() && ms.busy.load(std::memory_order_seq_cst) == 0) {
+      // The grey set ran dry, but a marker dropped grey objects at the buffer bound: rescan
+      // the marked heap concurrently (INV-MARK-4, bdwgc's mark-stack overflow) and go on
+      // marking what it greys. Each rescan that overflows again marked new objects, so
+      // the rescans end. busy was 0 when read above, so every overflow is visible here.
+      if (ms.overflowed.load(std::memory_order_seq_cst)) {
+        ms.busy.fetch_add(1, std::memory_order_seq_cst);
+        GcWork w;
+        rescan_overflowed(w);
+        if (user_waits) drain(w, 1 << 20);
+        w.dispose();
+        ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+        g_worker_cv.notify_all();
+        continue;
+      }
       uint64_t t0;
       if (try_finish_mark(cycle, ct, &t0)) {
         ct.worker_cpu_ns = g_worker_cpu_ns.load() + (thread_cpu_ns() - controller_cpu0);
@@ -488,6 +506,10 @@ void run_cycle(CycleReason reason, bool user_waits) {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait_for(g, std::chrono::microseconds(user_waits ? 20 : 100));
   }
+
+  // The grey set's memory does not stay at its peak: every buffer is empty now (no marker
+  // runs in kOff), and all but a reserve for the next cycle are freed.
+  ms.queue.trim(kWorkbufReserve);
 
   // Statistics, tracing.
   uint64_t pause = ct.pause_ns[0] + ct.pause_ns[1];

@@ -2,10 +2,12 @@
 #include "gc/mark.h"
 
 #include <cstring>
+#include <vector>
 
 #include "alloc/mheap.h"
 #include "alloc/types.h"
 #include "gc/stacks.h"
+#include "gc/testing.h"
 #include "tricolor/gc.h"
 #include "trace/log.h"
 
@@ -65,18 +67,62 @@ Workbuf* WorkQueue::get_empty() {
     std::lock_guard<std::mutex> g(mu_);
     if (Workbuf* b = empty_) {
       empty_ = b->next;
+      nempty_--;
       b->n = 0;
       b->next = nullptr;
       return b;
     }
+    if (nbufs_ >= limit_) return nullptr;  // the bound: the caller overflows (INV-MARK-4)
+    nbufs_++;
   }
   return new Workbuf();
 }
 
 void WorkQueue::put_empty(Workbuf* b) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (nbufs_ <= limit_) {
+      b->next = empty_;
+      empty_ = b;
+      nempty_++;
+      return;
+    }
+    nbufs_--;  // the limit was lowered while b was in use
+  }
+  delete b;
+}
+
+void WorkQueue::trim(size_t keep) {
+  Workbuf* freed = nullptr;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    while (nempty_ > keep) {
+      Workbuf* b = empty_;
+      empty_ = b->next;
+      nempty_--;
+      nbufs_--;
+      b->next = freed;
+      freed = b;
+    }
+  }
+  while (freed) {  // outside the lock: markers need not wait for free()
+    Workbuf* n = freed->next;
+    delete freed;
+    freed = n;
+  }
+}
+
+void WorkQueue::set_limit(size_t nbufs) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    limit_ = nbufs;
+  }
+  trim(nbufs);
+}
+
+size_t WorkQueue::buffers() {
   std::lock_guard<std::mutex> g(mu_);
-  b->next = empty_;
-  empty_ = b;
+  return nbufs_;
 }
 
 void WorkQueue::free_all() {
@@ -89,13 +135,25 @@ void WorkQueue::free_all() {
     }
   full_ = empty_ = nullptr;
   nfull_.store(0);
+  nempty_ = nbufs_ = 0;
+}
+
+// INV-MARK-4. Cold: with the default bound only a grey set of millions of objects gets here.
+[[gnu::noinline, gnu::cold]] static void overflow() {
+  g_mark.overflows.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  // Seq_cst: stored before the marker's busy decrement, which termination reads seq_cst.
+  if (!g_mark.overflowed.load(std::memory_order_relaxed)) g_mark.overflowed.store(true);
 }
 
 void GcWork::put_slow(uintptr_t obj) {
-  if (!buf) buf = g_mark.queue.get_empty();
-  if (buf->n == Workbuf::kCap) {
+  if (buf && buf->n == Workbuf::kCap) {
     g_mark.queue.push_full(buf);
-    buf = g_mark.queue.get_empty();
+    buf = nullptr;
+  }
+  if (!buf) buf = g_mark.queue.get_empty();
+  if (!buf) {
+    overflow();  // obj is marked (or an oblet of a marked object): the rescan covers it
+    return;
   }
   buf->obj[buf->n++] = obj;
 }
@@ -118,6 +176,7 @@ bool GcWork::get_slow(uintptr_t* obj) {
 void GcWork::balance() {
   if (!buf || buf->n < 8) return;
   Workbuf* b = g_mark.queue.get_empty();
+  if (!b) return;  // at the bound: keep it all
   int half = buf->n / 2;
   memcpy(b->obj, buf->obj, size_t(half) * sizeof(uintptr_t));
   memmove(buf->obj, buf->obj + half, size_t(buf->n - half) * sizeof(uintptr_t));
@@ -266,5 +325,41 @@ int64_t drain(GcWork& w, int64_t budget) {
   }
   return int64_t(w.scan_work - start);
 }
+
+// Every marked, allocated object of a scan span, scanned again (INV-MARK-4). A large object
+// is scanned whole rather than queued as oblets: a rescan never needs a buffer for an
+// object it does not mark, so each rescan that overflows has marked something new and the
+// rescans end. is_free's acquire load of freeindex_for_scan pairs with the allocator's
+// release in publish: an allocated slot's zeroing, heap bits and type (large_type) are
+// visible; a slot still being allocated is black already and is skipped.
+TRICOLOR_NO_SANITIZE_SCAN
+static void rescan_span(mspan* s, GcWork& w) {
+  if (s->size_class() == 0) {
+    if (s->mark_bit(0) && !s->is_free(0))
+      scan_typed_range(s->start, s->start, s->start + s->elemsize, s->large_type, w);
+    return;
+  }
+  for (uint32_t i = 0; i < s->nelems; i++)
+    if (s->mark_bit(i) && !s->is_free(i)) scan_item(s->object_base(i), w);
+}
+
+bool rescan_overflowed(GcWork& w) {
+  if (!g_mark.overflowed.exchange(false, std::memory_order_seq_cst)) return false;
+  g_mark.rescans.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  // The span list is copied under the heap lock and walked without it (allocation needs
+  // the lock). Spans allocated after the copy hold only objects allocated black.
+  std::vector<mspan*> spans;
+  spans.reserve(heap().counters.spans_inuse.load(std::memory_order_relaxed) + 64);
+  heap().for_each_span([&](mspan* s) {
+    if (!s->noscan()) spans.push_back(s);
+  });
+  for (mspan* s : spans) rescan_span(s, w);
+  return true;
+}
+
+void test_set_workbuf_limit(size_t nbufs) { g_mark.queue.set_limit(nbufs ? nbufs : kMaxWorkbufs); }
+size_t test_workbufs() { return g_mark.queue.buffers(); }
+uint64_t test_mark_overflows() { return g_mark.overflows.load(std::memory_order_relaxed); }
+uint64_t test_mark_rescans() { return g_mark.rescans.load(std::memory_order_relaxed); }
 
 }  // namespace tricolor::internal

@@ -6,6 +6,10 @@
 // hybrid barrier, INV-BARRIER-1): a black object points to a white one only if that white
 // object is reachable from a grey object through white objects.
 // INV-MARK-2: objects allocated while marking are black (the allocator sets their bit).
+// INV-MARK-4 (overflow, lib/gc/README.md "Bounded grey set"): a marker that greys an object
+// when every work buffer the bound allows is taken keeps the object marked but unqueued, and
+// sets MarkState::overflowed before it lowers `busy`; mark termination does not conclude
+// while the flag is set: it clears it and rescans every marked object (rescan_overflowed).
 #pragma once
 
 #include <atomic>
@@ -26,15 +30,29 @@ struct Workbuf {
   uintptr_t obj[kCap];
 };
 
-// The global lists of full and empty work buffers.
+// The bound on the grey set's memory: at most this many Workbufs exist at once (64 MiB).
+// A Workbuf is 2 KiB, so the default admits 32768 buffers, about 8.3 million grey objects.
+inline constexpr size_t kMaxWorkbufs = (size_t{64} << 20) / sizeof(Workbuf);
+// Empty buffers kept from one cycle to the next (128 KiB); the rest are freed at the end of
+// each cycle, so the grey set's memory does not stay at its peak.
+inline constexpr size_t kWorkbufReserve = 64;
+
+// The global lists of full and empty work buffers, and the count of buffers in existence
+// (full, empty, or held by a marker's GcWork), at most `limit_` (kMaxWorkbufs).
 class WorkQueue {
  public:
   void push_full(Workbuf* b);
   Workbuf* pop_full();
+  // An empty buffer; nullptr when none is free and the bound is reached (the caller
+  // overflows, INV-MARK-4).
   Workbuf* get_empty();
-  void put_empty(Workbuf* b);
+  void put_empty(Workbuf* b);  // frees b instead when more than `limit_` exist
   bool empty() const { return nfull_.load(std::memory_order_seq_cst) == 0; }
   bool empty_hint() const { return nfull_.load(std::memory_order_relaxed) == 0; }
+  // Frees empty buffers until at most `keep` are left on the empty list.
+  void trim(size_t keep);
+  void set_limit(size_t nbufs);  // tests (testing.h); frees empty buffers beyond it
+  size_t buffers();              // buffers in existence
   void free_all();
 
  private:
@@ -42,6 +60,9 @@ class WorkQueue {
   Workbuf* full_ = nullptr;
   Workbuf* empty_ = nullptr;
   std::atomic<size_t> nfull_{0};
+  size_t nempty_ = 0;              // mu_
+  size_t nbufs_ = 0;               // mu_
+  size_t limit_ = kMaxWorkbufs;    // mu_
 };
 
 // A marker's local view of the grey set (Go's gcWork): one buffer, flushed when full.
@@ -65,7 +86,7 @@ struct GcWork {
     }
     return get_slow(obj);
   }
-  void put_slow(uintptr_t obj);
+  void put_slow(uintptr_t obj);  // may overflow: obj stays marked, unqueued (INV-MARK-4)
   bool get_slow(uintptr_t* obj);
   void balance();  // gives half of the buffer to the shared queue
   void dispose();  // publishes the buffer and the counters
@@ -79,6 +100,12 @@ struct MarkState {
   // sizes the next goal from, as Go counts them (see finish_mark).
   std::atomic<uint64_t> bytes_allocated_black{0};
   std::atomic<int> busy{0};  // markers holding work outside the queue (termination)
+  // INV-MARK-4: set (seq_cst) by a busy marker whose put found no buffer, before it lowers
+  // `busy`; cleared (seq_cst exchange) by the rescan that then covers the dropped objects.
+  std::atomic<bool> overflowed{false};
+  // Relaxed counters for tests and statistics (testing.h): puts dropped, rescans run.
+  std::atomic<uint64_t> overflows{0};
+  std::atomic<uint64_t> rescans{0};
 };
 MarkState& mark_state();
 
@@ -96,6 +123,14 @@ void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w);
 // Drains grey objects until the queue is empty or `budget` bytes were scanned
 // (budget < 0: no limit). Returns bytes scanned.
 int64_t drain(GcWork& w, int64_t budget);
+// INV-MARK-4: if `overflowed` is set, clears it and greys the referents of every marked,
+// allocated object of every scan span (small ones by heap bits or type, large ones whole,
+// conservative ones conservatively). Scanning a marked object again is harmless: what it
+// pointed to when it was marked is still in it or was shaded by the deletion barrier, and
+// an object allocated black (INV-MARK-2) was written under the barrier. The caller holds
+// `busy` and runs with the world running: every span is swept while marking, so no span
+// is freed during the walk. Returns false if the flag was clear (nothing done).
+bool rescan_overflowed(GcWork& w);
 // Marks an object allocated during marking (INV-MARK-2).
 void mark_new_object(mspan* s, uint32_t idx);
 

@@ -5,6 +5,7 @@
 // cycle by hand.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace tricolor::internal {
@@ -28,6 +29,12 @@ void test_at_mark_termination(void (*fn)(void*), void* arg);
 // Sets or clears the mark bit of the object at p (world stopped: from the hook above).
 void test_set_mark(const void* p, bool on);
 bool test_hold_on();
+// The bound on work buffers (mark.h, INV-MARK-4): at most nbufs exist; 0 restores the
+// default (kMaxWorkbufs). A tiny bound makes marking overflow and rescan.
+void test_set_workbuf_limit(size_t nbufs);
+size_t test_workbufs();          // work buffers in existence now
+uint64_t test_mark_overflows();  // greys that found no buffer, since gc_init
+uint64_t test_mark_rescans();    // overflow rescans run, since gc_init
 // Settings the tests shorten.
 void set_force_gc_period(uint64_t ns);
 void set_scavenge_delay(uint64_t ns);
