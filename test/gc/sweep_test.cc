@@ -146,7 +146,7 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
 }
 
 TEST_CASE("with the background sweeper held, allocation sweeps the spans it needs",
-          "[gc][sweep]") {
+          "[gc][sweep][lazy]") {
   ensure_heap();
   constexpr size_t kSize = 48;
   gc_collect();
