@@ -60,6 +60,8 @@ mspan* mcentral::cache_span() {
         unswept_count_.fetch_sub(1, std::memory_order_relaxed);
         g.unlock();
         bool usable = sweep_and_file(u, true);
+        // Relaxed: a statistic.
+        sweep_stats().spans_swept_by_alloc.fetch_add(1, std::memory_order_relaxed);
         g.lock();
         if (usable) {
           s = u;

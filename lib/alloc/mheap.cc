@@ -44,6 +44,8 @@ void mheap::destroy() {
     }
   for (HeapArena* a : arenas_) os_unreserve(a, sizeof(HeapArena));
   arenas_.clear();
+  for (HeapArena* a : arena_pool_) os_unreserve(a, sizeof(HeapArena));
+  arena_pool_.clear();
   runs_by_addr_.clear();
   runs_by_size_.clear();
   counters.heap_sys.store(0);
@@ -115,8 +117,14 @@ bool mheap::grow(size_t npages) {
   uintptr_t base = reinterpret_cast<uintptr_t>(mem);
   TRICOLOR_CHECK((base & (kArenaBytes - 1)) == 0, "arena not aligned");
   for (uintptr_t a = base; a < base + bytes; a += kArenaBytes) {
-    auto* ha = static_cast<HeapArena*>(os_reserve_zeroed(sizeof(HeapArena)));
-    TRICOLOR_CHECK(ha != nullptr, "cannot reserve arena metadata");
+    HeapArena* ha;
+    if (!arena_pool_.empty()) {
+      ha = arena_pool_.back();  // page map all null, bitmaps cleared on release
+      arena_pool_.pop_back();
+    } else {
+      ha = static_cast<HeapArena*>(os_reserve_zeroed(sizeof(HeapArena)));
+      TRICOLOR_CHECK(ha != nullptr, "cannot reserve arena metadata");
+    }
     ha->base = a;
     ha->chunk_base = base;
     ha->chunk_bytes = bytes;
@@ -203,6 +211,14 @@ size_t mheap::free_pages_locked_count() {
   return n;
 }
 
+size_t mheap::free_run_pages_at(uintptr_t p) {
+  std::lock_guard<SpinMutex> g(lock_);
+  auto it = runs_by_addr_.upper_bound(p);
+  if (it == runs_by_addr_.begin()) return 0;
+  --it;
+  return p < it->first + it->second.npages * kPageSize ? it->second.npages : 0;
+}
+
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
   std::lock_guard<SpinMutex> g(lock_);
   size_t released = 0;
@@ -233,12 +249,14 @@ size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
     }
   }
   counters.heap_released.fetch_add(released, std::memory_order_relaxed);
-  if (min_age_ns == 0) release_free_chunks_locked();
+  release_free_chunks_locked(now_ns, min_age_ns);
   return released;
 }
 
-void mheap::release_free_chunks_locked() {
-  // A page-source chunk wholly covered by one free run goes back to mimalloc.
+void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
+  // A page-source chunk wholly covered by one free run, free for at least min_age_ns (the
+  // run's latest free time: every page of it has been free that long), goes back to
+  // mimalloc.
   std::vector<std::pair<uintptr_t, size_t>> chunks;
   for (HeapArena* a : arenas_)
     if (a->base == a->chunk_base) chunks.emplace_back(a->chunk_base, a->chunk_bytes);
@@ -248,6 +266,7 @@ void mheap::release_free_chunks_locked() {
     --it;
     uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
     if (rs > base || re < base + bytes) continue;
+    if (min_age_ns && now_ns - it->second.freed_ns < min_age_ns) continue;
     FreeRun run = it->second;
     erase_run(it);
     if (rs < base) {
@@ -268,7 +287,9 @@ void mheap::release_free_chunks_locked() {
       }
       for (size_t w = 0; w < kPagesPerArena / 64; w++) released_pages += __builtin_popcountll(a->scavenged[w]);
       __atomic_store_n(&arena_map_[a->base >> kArenaShift], nullptr, __ATOMIC_RELEASE);
-      os_unreserve(a, sizeof(HeapArena));
+      memset(a->scavenged, 0, sizeof a->scavenged);
+      memset(a->dirty, 0, sizeof a->dirty);
+      arena_pool_.push_back(a);
       it2 = arenas_.erase(it2);
     }
     counters.heap_released.fetch_sub(released_pages * kPageSize, std::memory_order_relaxed);

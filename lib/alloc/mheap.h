@@ -73,7 +73,7 @@ class mheap {
   }
 
   // Releases free pages unused for at least min_age_ns (0: all) to the OS; also returns
-  // wholly free arenas to the page source. Returns bytes released.
+  // wholly free arenas, free for as long, to the page source. Returns bytes released.
   size_t scavenge(uint64_t now_ns, uint64_t min_age_ns);
 
   mcentral& central(SpanClass sc) { return central_[sc]; }
@@ -89,10 +89,12 @@ class mheap {
     for (mspan* s : all_spans_) if (s->state.load(std::memory_order_relaxed) == SpanState::kInUse) f(s);
   }
   size_t free_pages_locked_count();
+  // Pages of the free run holding address p, 0 if p is in no free run (tests: coalescing).
+  size_t free_run_pages_at(uintptr_t p);
 
  private:
   bool grow(size_t npages);
-  void release_free_chunks_locked();
+  void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
   void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
@@ -106,6 +108,10 @@ class mheap {
   std::map<uintptr_t, FreeRun> runs_by_addr_;
   std::set<std::pair<size_t, uintptr_t>> runs_by_size_;
   std::vector<HeapArena*> arenas_;
+  // HeapArena structs of released arenas, for the next grow: never unmapped while the heap
+  // lives, since a lock-free span_of may still hold one (INV-HEAP-1). Their page maps are
+  // all null (every page was free).
+  std::vector<HeapArena*> arena_pool_;
   std::vector<mspan*> all_spans_;      // in use, index in mspan::... (swap-remove)
   std::vector<mspan*> span_pool_;      // dead span structs for reuse
   mcentral central_[kNumSpanClasses];

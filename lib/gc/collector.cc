@@ -813,6 +813,8 @@ void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* typ
 
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
 
+void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
+
 void test_set_hold(bool on) {
   g_test_hold.store(on, std::memory_order_release);
   g_cv.notify_all();

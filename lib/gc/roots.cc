@@ -16,13 +16,18 @@ struct Root {
   size_t bytes;
 };
 std::mutex g_roots_mu;
-std::vector<Root>& g_roots = *new std::vector<Root>();  // never destroyed
+// Made on first use, never destroyed: a root<T> at namespace scope registers itself from a
+// static initialiser, which may run before this file's own (a static link).
+std::vector<Root>& roots_list() {
+  static auto* v = new std::vector<Root>();
+  return *v;
+}
 }  // namespace
 
 size_t scan_roots(GcWork& w) {
   std::lock_guard<std::mutex> g(g_roots_mu);
   size_t n = 0;
-  for (const Root& r : g_roots) {
+  for (const Root& r : roots_list()) {
     scan_conservative(r.start, r.start + r.bytes, w);
     n += r.bytes;
   }
@@ -31,13 +36,13 @@ size_t scan_roots(GcWork& w) {
 
 void roots_for_each(const std::function<void(uintptr_t, size_t)>& f) {
   std::lock_guard<std::mutex> g(g_roots_mu);
-  for (const Root& r : g_roots) f(r.start, r.bytes);
+  for (const Root& r : roots_list()) f(r.start, r.bytes);
 }
 
 size_t roots_bytes() {
   std::lock_guard<std::mutex> g(g_roots_mu);
   size_t n = 0;
-  for (const Root& r : g_roots) n += r.bytes;
+  for (const Root& r : roots_list()) n += r.bytes;
   return n;
 }
 
@@ -51,16 +56,16 @@ extern "C" void gc_add_root(void* start, size_t bytes) {
     return;
   }
   std::lock_guard<std::mutex> g(g_roots_mu);
-  g_roots.push_back({reinterpret_cast<uintptr_t>(start), bytes});
+  roots_list().push_back({reinterpret_cast<uintptr_t>(start), bytes});
 }
 
 extern "C" void gc_remove_root(void* start) {
   std::lock_guard<std::mutex> g(g_roots_mu);
   // The most recent registration of this address goes (roots may be registered twice).
-  for (auto it = g_roots.rbegin(); it != g_roots.rend(); ++it) {
+  for (auto it = roots_list().rbegin(); it != roots_list().rend(); ++it) {
     if (it->start == reinterpret_cast<uintptr_t>(start)) {
       Root r = *it;
-      g_roots.erase(std::next(it).base());
+      roots_list().erase(std::next(it).base());
       // Removing a root deletes its pointers: while marking they are shaded first (the
       // deletion half of the hybrid barrier, INV-BARRIER-1), or a pointer that only this
       // root held after a stack took it would be lost.

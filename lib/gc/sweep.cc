@@ -3,6 +3,7 @@
 
 #include <sched.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "alloc/mheap.h"
 #include "alloc/poison.h"
 #include "gc/collector.h"
+#include "gc/testing.h"
 #include "os/clock.h"
 #include "trace/heaptrace.h"
 #include "trace/log.h"
@@ -27,6 +29,7 @@ std::mutex g_bg_mu;
 std::condition_variable& g_bg_cv = *new std::condition_variable;  // leaked: waited on at exit
 bool g_bg_work = false;
 bool g_bg_stop = false;
+std::atomic<bool> g_bg_hold{false};  // test_hold_background_sweeper
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
 }  // namespace
 
@@ -132,6 +135,9 @@ void start_background_sweeper() {
         if (g_bg_stop) return;
         g_bg_work = false;
       }
+      // Acquire: pairs with the release store of the hook (a test setting).
+      while (g_bg_hold.load(std::memory_order_acquire))
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       uint64_t cycle = cycles_marked();  // the cycle whose leftovers this pass sweeps
       uint64_t cpu0 = thread_cpu_ns();
       // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans).
@@ -158,6 +164,8 @@ void wake_background_sweeper() {
   }
   g_bg_cv.notify_one();
 }
+
+void test_hold_background_sweeper(bool on) { g_bg_hold.store(on, std::memory_order_release); }
 
 void stop_background_sweeper() {
   {

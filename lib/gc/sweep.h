@@ -38,6 +38,8 @@ void stop_background_sweeper();
 
 struct SweepStats {
   std::atomic<uint64_t> spans_swept{0};
+  // Of those, swept by an allocation needing a span (mcentral::cache_span: lazy sweeping).
+  std::atomic<uint64_t> spans_swept_by_alloc{0};
   std::atomic<uint64_t> bytes_freed{0};
 };
 SweepStats& sweep_stats();

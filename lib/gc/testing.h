@@ -1,5 +1,6 @@
-// Hooks for tests of the collector's interleavings (test/gc/barrier_test.cc) and of its
-// verifiers (test/gc/verify_test.cc). Not used by
+// Hooks for tests of the collector's interleavings (test/gc/barrier_test.cc), of its
+// verifiers (test/gc/verify_test.cc), of stopping the world and of sweeping
+// (test/gc/thread_test.cc, sweep_test.cc). Not used by
 // the library itself. With the hold on, the controller and the mark workers do no marking
 // work and threads do not scan their own stacks, so a test can order each step of a
 // cycle by hand.
@@ -35,8 +36,20 @@ void test_set_workbuf_limit(size_t nbufs);
 size_t test_workbufs();          // work buffers in existence now
 uint64_t test_mark_overflows();  // greys that found no buffer, since gc_init
 uint64_t test_mark_rescans();    // overflow rescans run, since gc_init
-// Settings the tests shorten.
+// Stops the world from the calling thread (unattached, or attached inside a blocking
+// region) and releases it; the same thread calls both (it holds the registry lock between).
+void test_stop_the_world();
+void test_start_the_world();
+// Asks the controller for a cycle as the heap trigger does (nobody waits for it: the
+// background sweeper alone sweeps it) and returns at once.
+void test_request_background_cycle();
+// With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
+// hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
+void test_hold_background_sweeper(bool on);
+// Settings the tests shorten (0: the default again).
 void set_force_gc_period(uint64_t ns);
 void set_scavenge_delay(uint64_t ns);
+// How long stop_the_world waits for a thread before naming it (default kStopWarnNs, 1 s).
+void set_stop_warn_ns(uint64_t ns);
 
 }  // namespace tricolor::internal

@@ -28,6 +28,7 @@ constinit thread_local ThreadState* tls_thread __attribute__((tls_model("initial
 namespace {
 ThreadRegistry g_threads;
 std::atomic<bool> g_stw_requested{false};
+std::atomic<uint64_t> g_stop_warn_ns{kStopWarnNs};  // set_stop_warn_ns (gc/testing.h)
 std::mutex g_stw_mu;                 // guards the waits below
 std::condition_variable& g_stw_cv = *new std::condition_variable;  // leaked: waited on at exit — threads wait here for the world to restart
 std::condition_variable& g_stopped_cv = *new std::condition_variable;  // leaked: waited on at exit — the collector waits here for threads to stop
@@ -71,12 +72,22 @@ int running_threads_hint(int cap) {
 }
 bool world_stopped() { return g_stw_requested.load(std::memory_order_seq_cst); }
 
+// Relaxed: a setting; a stale read only delays the warning.
+uint64_t stop_warn_ns() { return g_stop_warn_ns.load(std::memory_order_relaxed); }
+void set_stop_warn_ns(uint64_t ns) {
+  g_stop_warn_ns.store(ns ? ns : kStopWarnNs, std::memory_order_relaxed);
+}
+
+void test_stop_the_world() { stop_the_world("test"); }
+void test_start_the_world() { start_the_world(); }
+
 uint64_t stop_the_world(const char* why) {
   uint64_t t0 = monotonic_ns();
   g_threads.lock.lock();
   g_stw_requested.store(true, std::memory_order_seq_cst);
   poll_set(kPollStopTheWorld);
   bool warned = false;
+  uint64_t warn_ns = stop_warn_ns();
   for (ThreadState* t = g_threads.head; t; t = t->next) {
     // Spin first: a running thread usually reaches a safepoint within microseconds, sooner
     // than a sleep on the condition variable would wake up (tens of microseconds).
@@ -90,11 +101,11 @@ uint64_t stop_the_world(const char* why) {
       std::unique_lock<std::mutex> g(g_stw_mu);
       if (t->status.load(std::memory_order_seq_cst) != ThreadStatus::kRunning) break;
       g_stopped_cv.wait_for(g, std::chrono::microseconds(100));
-      if (!warned && monotonic_ns() - t0 > kStopWarnNs) {
+      if (!warned && monotonic_ns() - t0 > warn_ns) {
         warned = true;
-        log_warn("stopping the world (%s): thread '%s' has not reached a safepoint for 1 s; "
+        log_warn("stopping the world (%s): thread '%s' has not reached a safepoint for %g s; "
                  "long loops must call gc_safepoint(), waits must be inside "
-                 "gc_blocking_begin/end", why, t->name);
+                 "gc_blocking_begin/end", why, t->name, double(warn_ns) / 1e9);
       }
     }
   }

@@ -121,7 +121,9 @@ void for_each_thread_stopped(F&& f) {
 // Detaches every thread still attached (gc_shutdown).
 void detach_all_for_shutdown();
 // Names threads that do not reach a safepoint for a second (never a silent hang).
+// stop_the_world reads stop_warn_ns(), kStopWarnNs unless a test shortened it.
 inline constexpr uint64_t kStopWarnNs = 1000000000;
+uint64_t stop_warn_ns();
 // How long stop_the_world spins on a running thread before it sleeps between polls.
 inline constexpr uint64_t kStopSpinNs = 50000;
 

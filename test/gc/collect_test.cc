@@ -155,6 +155,56 @@ TEST_CASE("a tree held only by a stack variable survives many cycles", "[gc][col
   }
 }
 
+// Appends the hidden address of every node of the tree under n.
+static void hide_tree(const Node* n, std::vector<uintptr_t>& out) {
+  if (!n) return;
+  out.push_back(hide(n));
+  hide_tree(n->left, out);
+  hide_tree(n->right, out);
+}
+
+// Nodes under n whose check word is intact, without REQUIRE (runs off the test's thread).
+static uint64_t count_intact(const Node* n) {
+  if (!n || gc_base(n) != n || n->check != ~n->id) return 0;
+  return 1 + count_intact(n->left) + count_intact(n->right);
+}
+
+TEST_CASE("trees held only by stack variables are reclaimed once dropped, and a rooted tree "
+          "survives intact", "[gc][collect]") {
+  ensure_heap();
+  const int depth = kSanitizerScale > 1 ? 9 : 12;
+  const uint64_t nodes = (uint64_t{2} << depth) - 1;
+  constexpr int kTrees = 4;
+  std::vector<uintptr_t> dead;
+  uint64_t survived_while_held = 0;
+  gc_add_root(g_root_slot, sizeof g_root_slot);
+  on_fresh_thread([&] {
+    uint64_t id = 0;
+    Node* trees[kTrees];  // stack variables: the trees' only holders
+    for (Node*& t : trees) t = tree(depth, id);
+    g_root_slot[2] = tree(depth, id);
+    gc_collect();
+    for (Node* t : trees) survived_while_held += count_intact(t);
+    for (Node* t : trees) hide_tree(t, dead);
+  });  // the thread and its stack are gone: the trees are unreachable
+  REQUIRE(survived_while_held == kTrees * nodes);
+  REQUIRE(dead.size() == kTrees * nodes);
+  // Every node is freed, unless a stale stack word names one: then it and the subtree
+  // under it (a chain from it) survive, and collect_until_freed names the word.
+  std::vector<std::string> why;
+  size_t unexplained = 0;
+  size_t kept = collect_until_freed(dead, 3, &why, &unexplained);
+  for (auto& w : why) WARN(w);
+  REQUIRE(unexplained == 0);
+  if (kept != 0) REQUIRE(!why.empty());
+  REQUIRE(kept <= nodes);  // at most one tree (a word naming its root)
+  uint64_t rooted = 0;
+  on_fresh_thread([&] { rooted = count_intact(g_root_slot[2]); });
+  REQUIRE(rooted == nodes);
+  g_root_slot[2] = nullptr;
+  gc_remove_root(g_root_slot);
+}
+
 TEST_CASE("objects referenced only from a large object or a conservative object survive",
           "[gc][collect]") {
   ensure_heap();

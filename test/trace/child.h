@@ -16,6 +16,8 @@
 #include <new>
 #include <string>
 
+#include "gc/collector.h"
+
 // LeakSanitizer's switch, when the test runs under it.
 extern "C" void __lsan_disable() __attribute__((weak));
 
@@ -73,6 +75,12 @@ ChildRun run_in_child(F&& f, bool exit_normally = false) {
     try {
       f();
     } catch (...) {
+      code = 1;
+    }
+    // A heap verifier failure in the child's heap fails the test, checked or not.
+    if (uint64_t bad = tricolor::internal::verify_failures(); bad != 0) {
+      fprintf(stderr, "the heap verifier reported %llu failure(s)\n",
+              static_cast<unsigned long long>(bad));
       code = 1;
     }
     std::cout.flush();

@@ -1,0 +1,179 @@
+// Sweeping (lib/gc/sweep.cc): empty spans go back to the mheap, their free pages coalesce,
+// and allocation sweeps the spans it needs itself when the background sweeper lags.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "alloc/mheap.h"
+#include "gc/collector.h"
+#include "gc/sweep.h"
+#include "gc/testing.h"
+#include "support/heap.h"
+#include "tricolor/gc.h"
+
+using namespace tricolor::internal;
+using namespace tricolor::test;
+
+namespace {
+
+// The size class of objects of `size` bytes, and its spans in use.
+struct ClassSpans {
+  int index = -1;
+  uint64_t spans = 0;
+};
+ClassSpans class_spans(size_t size) {
+  gc_class_stats cs[128];
+  int n = std::min(gc_read_class_stats(cs, 128), 128);
+  ClassSpans r;
+  for (int i = 1; i < n; i++)
+    if (cs[i].object_size >= size) {
+      r.index = i;
+      r.spans = cs[i].spans;
+      break;
+    }
+  return r;
+}
+
+gc_stats stats() {
+  gc_stats s;
+  gc_read_stats(&s);
+  return s;
+}
+
+// A root slot for the array that holds a population while it is built.
+void* g_hold[1];
+
+// Allocates n noscan objects of `size` bytes on a fresh thread, all held through a rooted
+// array while they are made (so no cycle frees them early), and returns their hidden
+// addresses. hold_all() drops them.
+std::vector<uintptr_t> rooted_population(int n, size_t size) {
+  std::vector<uintptr_t> hidden;
+  gc_add_root(g_hold, sizeof g_hold);
+  on_fresh_thread([&] {
+    auto** arr = static_cast<void**>(gc_alloc(n * sizeof(void*), nullptr));
+    g_hold[0] = arr;
+    for (int i = 0; i < n; i++) {
+      void* p = gc_alloc_noscan(size);
+      gc_write_ptr(&arr[i], p);
+      hidden.push_back(hide(p));
+    }
+  });
+  return hidden;
+}
+void drop_population() {
+  g_hold[0] = nullptr;
+  gc_remove_root(g_hold);
+}
+
+}  // namespace
+
+TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
+  ensure_heap();
+  constexpr size_t kSize = 1024;
+  gc_collect();
+  ClassSpans c0 = class_spans(kSize);
+  REQUIRE(c0.index > 0);
+  std::vector<uintptr_t> pop = rooted_population(scaled(20000), kSize);
+  ClassSpans c1 = class_spans(kSize);
+  gc_stats s1 = stats();
+  drop_population();
+  std::vector<std::string> why;
+  size_t unexplained = 0;
+  size_t kept = collect_until_freed(pop, 3, &why, &unexplained);
+  for (auto& w : why) WARN(w);
+  REQUIRE(unexplained == 0);
+  ClassSpans c2 = class_spans(kSize);
+  gc_stats s2 = stats();
+  INFO("class " << c0.index << " spans: " << c0.spans << " -> " << c1.spans << " -> "
+                << c2.spans << "; heap_inuse " << (s1.heap_inuse >> 10) << " KiB -> "
+                << (s2.heap_inuse >> 10) << " KiB; kept " << kept);
+  uint64_t bytes = uint64_t(pop.size()) * kSize;
+  REQUIRE(c1.spans >= c0.spans + bytes / (64 << 10));  // the population filled many spans
+  // Each object a stale stack word keeps holds one span; every other span was freed.
+  REQUIRE(c2.spans <= c0.spans + kept);
+  REQUIRE(s2.heap_inuse + bytes / 2 <= s1.heap_inuse);
+}
+
+TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][sweep]") {
+  ensure_heap();
+  constexpr size_t kPages = 40;
+  constexpr size_t kSize = kPages * kPageSize;
+  constexpr int kCount = 16;
+  gc_collect();
+  std::vector<uintptr_t> pop = rooted_population(kCount, kSize);
+  std::vector<uintptr_t> addrs;
+  for (uintptr_t h : pop) addrs.push_back(reinterpret_cast<uintptr_t>(unhide(h)));
+  std::sort(addrs.begin(), addrs.end());
+  drop_population();
+  std::vector<std::string> why;
+  size_t unexplained = 0;
+  collect_until_freed(pop, 3, &why, &unexplained);
+  for (auto& w : why) WARN(w);
+  REQUIRE(unexplained == 0);
+  // Best fit carves consecutive requests from one run, so most of them lie back to back.
+  // Each maximal group of back-to-back freed objects (one a stale word keeps splits its
+  // group) must now lie in a single free run.
+  size_t longest_group = 0;
+  for (size_t i = 0; i < addrs.size();) {
+    if (heap().free_run_pages_at(addrs[i]) == 0) {  // kept
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j + 1 < addrs.size() && addrs[j + 1] == addrs[j] + kSize &&
+           heap().free_run_pages_at(addrs[j + 1]) != 0)
+      j++;
+    size_t group = j - i + 1;
+    size_t run = heap().free_run_pages_at(addrs[i]);
+    INFO("group of " << group << " at " << addrs[i] << ": run of " << run << " pages");
+    // The run holding the group's first page covers the whole group.
+    CHECK(run >= group * kPages);
+    CHECK(heap().free_run_pages_at(addrs[j] + kSize - 1) == run);
+    longest_group = std::max(longest_group, group);
+    i = j + 1;
+  }
+  REQUIRE(longest_group >= kCount / 2);
+  // One object of the group's total size fits in the freed space: the heap does not grow.
+  uint64_t sys0 = stats().heap_sys;
+  void* big = nullptr;
+  on_fresh_thread([&] { big = gc_alloc_noscan(longest_group * kSize); });
+  REQUIRE(big != nullptr);
+  CHECK(stats().heap_sys == sys0);
+}
+
+TEST_CASE("with the background sweeper held, allocation sweeps the spans it needs",
+          "[gc][sweep][lazy]") {
+  ensure_heap();
+  constexpr size_t kSize = 48;
+  gc_collect();
+  // Garbage of one class, spread over many spans.
+  on_fresh_thread([&] {
+    for (int i = 0; i < scaled(100000); i++) gc_alloc_noscan(kSize);
+  });
+  uint64_t marked0 = cycles_marked();
+  test_hold_background_sweeper(true);
+  // A cycle nobody waits for: the held background sweeper is its only sweeper.
+  test_request_background_cycle();
+  // The cycle is marked; its spans are left unswept.
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  gc_blocking_begin();
+  while (cycles_marked() == marked0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  gc_blocking_end();
+  bool marked = cycles_marked() > marked0;
+  uint64_t by_alloc0 = sweep_stats().spans_swept_by_alloc.load();
+  bool swept_early = sweep_done();
+  on_fresh_thread([&] {
+    for (int i = 0; i < 1000; i++) gc_alloc_noscan(kSize);
+  });
+  uint64_t by_alloc1 = sweep_stats().spans_swept_by_alloc.load();
+  test_hold_background_sweeper(false);
+  gc_collect();  // sweeps whatever is left
+  REQUIRE(marked);
+  CHECK_FALSE(swept_early);  // the sweep was held
+  CHECK(by_alloc1 > by_alloc0);
+}

@@ -1,0 +1,145 @@
+// Stopping the world (lib/gc/thread.cc): a thread that does not reach a safepoint is named,
+// and a thread leaving a blocking region waits while the world is stopped.
+#include <catch2/catch.hpp>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "api/capture.h"
+#include "gc/testing.h"
+#include "support/heap.h"
+#include "tricolor/gc.h"
+
+using namespace tricolor::internal;
+using namespace tricolor::test;
+
+namespace {
+
+// What has been written to the captured stderr so far (the capture's file offset is left
+// alone: pread).
+std::string captured_so_far(const capture& c) {
+  fflush(stderr);
+  std::string text;
+  char buf[4096];
+  off_t at = 0;
+  for (;;) {
+    ssize_t n = pread(fileno(c.file), buf, sizeof buf, at);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  return text;
+}
+
+uint32_t num_gc() {
+  gc_stats s;
+  gc_read_stats(&s);
+  return s.num_gc;
+}
+
+// Waits (inside a blocking region: the collector must not wait for the caller) until
+// done() or a generous minute has passed.
+template <class F>
+bool wait_until(F&& done) {
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  gc_blocking_begin();
+  bool ok = false;
+  while (!(ok = done()) && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  gc_blocking_end();
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE("a thread that does not reach a safepoint is named, and the stop completes once it "
+          "does", "[gc][thread]") {
+  ensure_heap();
+  set_stop_warn_ns(100 * 1000000ull);  // 0.1 s instead of 1 s
+  std::atomic<bool> release{false}, spinning{false}, collected{false};
+  std::atomic<long> tid{0};
+  uint32_t gc0 = num_gc();
+  // Attached, and spins without a safepoint until released.
+  std::thread spinner([&] {
+    gc_thread_attach();
+    tid = static_cast<long>(syscall(SYS_gettid));
+    spinning = true;
+    while (!release.load(std::memory_order_acquire)) {
+    }
+    gc_safepoint();
+    gc_thread_detach();
+  });
+  REQUIRE(wait_until([&] { return spinning.load(); }));
+  std::string name = "thread 'tid " + std::to_string(tid.load()) + "'";
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  std::thread collector([&] {  // unattached: gc_collect waits for the cycle
+    gc_collect();
+    collected = true;
+  });
+  // Inside one blocking region until the spinner is released: leaving it would wait for
+  // the stop, which waits for the spinner.
+  gc_blocking_begin();
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool named = false;
+  while (!named && std::chrono::steady_clock::now() < give_up) {
+    std::string text = captured_so_far(c);
+    named = text.find(name) != std::string::npos &&
+            text.find("has not reached a safepoint") != std::string::npos;
+    if (!named) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  bool collected_early = collected.load();
+  release.store(true, std::memory_order_release);
+  collector.join();
+  spinner.join();
+  gc_blocking_end();
+  char text[8192];
+  capture_end(&c, text, sizeof text);
+  set_stop_warn_ns(0);
+  INFO("captured: " << text);
+  CHECK(named);
+  CHECK(std::string(text).find("for 0.1 s") != std::string::npos);
+  CHECK_FALSE(collected_early);  // the stop waited for the spinner
+  CHECK(collected.load());
+  CHECK(num_gc() > gc0);
+}
+
+TEST_CASE("a thread leaving a blocking region while the world is stopped waits until it "
+          "restarts", "[gc][thread]") {
+  ensure_heap();
+  std::atomic<bool> in_region{false}, stopped{false}, restarting{false};
+  std::atomic<bool> returned_while_stopped{false}, returned{false};
+  std::thread blocked([&] {
+    gc_thread_attach();
+    gc_blocking_begin();
+    in_region = true;
+    while (!stopped.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    gc_blocking_end();  // must wait for test_start_the_world
+    returned_while_stopped = !restarting.load();
+    returned = true;
+    gc_thread_detach();
+  });
+  // Stopped and restarted from an unattached thread; the test's own thread is inside a
+  // blocking region meanwhile (the stop would wait for it otherwise).
+  std::thread stopper([&] {
+    while (!in_region.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    test_stop_the_world();
+    stopped = true;
+    // Give the blocked thread ample occasion to return early, if it wrongly could.
+    for (int i = 0; i < 200 && !returned.load(); i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    restarting = true;
+    test_start_the_world();
+  });
+  gc_blocking_begin();
+  stopper.join();
+  blocked.join();
+  gc_blocking_end();
+  CHECK(returned.load());
+  CHECK_FALSE(returned_while_stopped.load());
+}
