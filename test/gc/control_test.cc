@@ -234,6 +234,11 @@ static uint64_t hold_then_drop_mib(int mib) {
   });
   gc_stats s;
   gc_read_stats(&s);
+  // The array's slots are cleared before it is dropped: a stale stack word may keep the
+  // array itself (it did under TSan), and it must not keep 256 MiB with it.
+  auto** arr = static_cast<void**>(hold[0]);
+  for (int i = 0; i < mib; i++) gc_write_ptr(&arr[i], nullptr);
+  arr = nullptr;
   hold[0] = nullptr;
   gc_remove_root(hold);
   std::vector<std::string> why;
