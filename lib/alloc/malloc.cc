@@ -2,7 +2,13 @@
 //
 // Small object (<= 32 KiB), cost with a cached span and no GC running: a TLS load, the
 // size-class lookup (one table load), Go's nextFreeFast (ctz + a few ALU ops), the zeroing
-// of a reused slot, and for scan objects one or two heap-bit word writes.
+// of a reused slot, and for scan objects a compare with the span's uniform pointer bits
+// (INV-SPAN-4; the heap-bit words are written only in spans of mixed layouts).
+// The allocation paths keep no frame pointer, whatever the build (meson.build adds
+// -fno-omit-frame-pointer for profiles): setting one up made the fast path save and restore
+// four registers per allocation.
+#pragma GCC optimize("omit-frame-pointer")
+
 #include <cstring>
 
 #include "alloc/mcache.h"
@@ -71,7 +77,7 @@ inline void publish(mspan* s, uint32_t idx) {
 // and more are 16-byte aligned; the 8 B class is one word). A call to memset costs more
 // than the stores themselves at these sizes.
 inline constexpr uint32_t kInlineZeroMax = 256;
-static_assert(kInlineZeroMax <= kMaxHeapBitsElem, "the fast path writes heap bits");
+static_assert(kInlineZeroMax < kMaxHeapBitsElem, "the fast path relies on heap bits and uniform_bits (INV-SPAN-4)");
 constexpr bool inline_zeroed_classes_are_16_byte_multiples() {
   for (uint32_t size : kClassToSize)
     if (size > 8 && size <= kInlineZeroMax && size % 16 != 0) return false;
@@ -97,9 +103,12 @@ inline void zero_small_slot(uintptr_t p, uint32_t n) {
   if (!type) type = conservative_type();
   uintptr_t p = s->object_base(idx);
   unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
-  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, s->elemsize);
+  if (s->needzero) {
+    if (s->elemsize <= kInlineZeroMax) zero_small_slot(p, s->elemsize);
+    else memset(reinterpret_cast<void*>(p), 0, s->elemsize);
+  }
   if (!noscan) {
-    if (s->heap_bits) s->write_heap_bits(idx, type->tile64);
+    if (s->heap_bits) s->set_heap_bits(idx, type->tile64);
     else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
   }
   publish(s, idx);
@@ -107,8 +116,11 @@ inline void zero_small_slot(uintptr_t p, uint32_t n) {
 }
 
 // The cached span is full (or there is none): refill, then finish.
-[[gnu::noinline]] void* alloc_small_slow(ThreadState* t, SpanClass sc, size_t size,
-                                         const gc_type* type, bool noscan) {
+// The span class is computed again here rather than passed: one register fewer live across
+// the fast path (which then needs no callee-saved register).
+[[gnu::noinline]] void* alloc_small_slow(ThreadState* t, size_t size, const gc_type* type,
+                                         bool noscan) {
+  SpanClass sc = make_span_class(size_to_class(size), noscan);
   if (!noscan && !type) type = conservative_type();
   int64_t idx;
   mspan* s = refill_slow(t, sc, type, size, &idx);
@@ -118,24 +130,26 @@ inline void zero_small_slot(uintptr_t p, uint32_t n) {
 
 // The fast path makes no call except as its last act (a tail call), so the compiler needs
 // no stack frame and no callee-saved register for it: a slot from the cached span, then,
-// in the common case (no mark running, a slot of at most kInlineZeroMax bytes, which has
-// heap bits when it is a scan slot), the clearing, the pointer map and the publication
-// inline. Anything else goes to finish_small.
+// in the common case (no mark running, a slot of at most kInlineZeroMax bytes, and for a
+// scan slot pointer bits equal to the span's uniform bits, INV-SPAN-4), the clearing and
+// the publication inline. Anything else goes to finish_small.
 inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   uint32_t cls = size_to_class(size);
   SpanClass sc = make_span_class(cls, noscan);
   mspan* s = t->cache.alloc[sc];
   int64_t idx = s->next_free_fast();
-  if (__builtin_expect(idx < 0, 0)) return alloc_small_slow(t, sc, size, type, noscan);
+  if (__builtin_expect(idx < 0, 0)) return alloc_small_slow(t, size, type, noscan);
   uint32_t i = static_cast<uint32_t>(idx);
   uint32_t n = s->elemsize;
-  if (TRICOLOR_STRESS || n > kInlineZeroMax ||
+  // n <= kInlineZeroMax < 512: a scan span has heap bits, and uniform_bits is a pattern or
+  // a state that no masked pattern equals. A NULL type is the conservative one: all pointers.
+  bool same_bits = noscan || ((type ? type->tile64 : ~uint64_t{0}) & s->obj_word_mask) ==
+                                 s->uniform_bits.load(std::memory_order_relaxed);
+  if (TRICOLOR_STRESS || n > kInlineZeroMax || !same_bits ||
       __atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0)
     return finish_small(s, i, type, noscan);
   uintptr_t p = s->start + uintptr_t(i) * n;
   if (s->needzero) zero_small_slot(p, n);
-  // n <= 512: the span has heap bits. A NULL type is the conservative one: all pointers.
-  if (!noscan) s->write_heap_bits(i, type ? type->tile64 : ~uint64_t{0});
   // Release: as in publish (INV-SPAN-3).
   s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
   return reinterpret_cast<void*>(p);

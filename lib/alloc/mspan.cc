@@ -72,6 +72,10 @@ void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t 
   s->obj_types = type_words ? reinterpret_cast<const gc_type**>(s->bits_storage + 2 * nw) : nullptr;
   uint32_t w = s->elemsize / 8;
   s->obj_word_mask = !heap_words ? 0 : w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+  // INV-SPAN-4: 64-word objects' bit patterns could collide with the states; they start
+  // (and stay) mixed.
+  s->uniform_bits.store(heap_words && w < 64 ? kHeapBitsUnset : kHeapBitsMixed,
+                        std::memory_order_relaxed);
   s->refill_alloc_cache(0);
 }
 

@@ -9,6 +9,12 @@
 //              (scan spans, elemsize <= 512 only)                                   writes,
 //   obj_types  [nelems]                 gc_type per object (scan, elemsize > 512)   relaxed)
 //
+// A heap-bit span whose objects all have the same pointer bits (every node of a tree type,
+// every all-pointer object of a class) does not write the bitmap at all: uniform_bits holds
+// those bits for every slot, and the bitmap is filled from it the first time an object with
+// other bits is allocated in the span (INV-SPAN-4). That takes the bitmap's read-modify-write
+// off the allocation fast path and a bitmap load off the marker's, for the common case.
+//
 // INV-SPAN-1 (mimalloc-style accounting): alloc_count == popcount(alloc_bits[0, freeindex))
 //   + (number of slots >= freeindex with their alloc bit set), for a span not in an mcache.
 // INV-SPAN-2: every slot below freeindex is allocated; alloc_cache holds the complement of
@@ -16,6 +22,11 @@
 // INV-SPAN-3: a slot is "free" for the collector iff idx >= freeindex_for_scan and its alloc
 //   bit is clear (Go's isFree with freeIndexForScan): a conservative pointer to a free slot
 //   is ignored, so a slot being handed out is never scanned half-initialised.
+// INV-SPAN-4: uniform_bits < kHeapBitsUnset means every allocated slot's pointer bits are
+//   uniform_bits and the bitmap may be stale; kHeapBitsMixed means the bitmap holds them.
+//   It only goes unset -> uniform -> mixed during a span's life, written by the span's
+//   owner; the bitmap is complete before mixed is stored (release), and a slot's own bits
+//   are in place before the slot is published (freeindex_for_scan, release).
 //
 // sweepgen, relative to the heap's sweepgen h (incremented by 2 per cycle, only with the
 // world stopped) — Go's table (reference/go-runtime-facts.md section 3.1):
@@ -44,6 +55,11 @@ namespace tricolor::internal {
 
 inline constexpr int kNumSpanClasses = kNumSizeClasses * 2;  // scan and noscan
 inline constexpr size_t kMaxHeapBitsElem = 512;  // larger scan objects keep a type pointer
+// mspan::uniform_bits states other than a bit pattern (INV-SPAN-4). A pattern has at most
+// elemsize/8 <= 64 bits; spans of 64-word objects start mixed, so for every span whose
+// uniform_bits is a pattern, the two values below are not patterns (bit 63 is set).
+inline constexpr uint64_t kHeapBitsUnset = ~uint64_t{0} - 1;  // no object allocated yet
+inline constexpr uint64_t kHeapBitsMixed = ~uint64_t{0};      // the bitmap holds the bits
 
 using SpanClass = uint8_t;
 inline constexpr SpanClass make_span_class(uint32_t size_class, bool noscan) {
@@ -78,6 +94,9 @@ struct alignas(64) mspan {
   const gc_type* large_type = nullptr;  // class 0: the one object's type
   uint64_t* bits_storage = nullptr;     // one block backing the bitmaps above
   uint64_t obj_word_mask = 0;           // heap-bit spans: one bit per word of an object
+  // Heap-bit spans: the pointer bits of every object, or a state (INV-SPAN-4). Written by
+  // the owner only, at most twice in the span's life: read-mostly, beside the fields above.
+  std::atomic<uint64_t> uniform_bits{kHeapBitsMixed};
 
   uint32_t all_index = 0;  // position in the heap's table of in-use spans (heap lock)
   mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
@@ -157,13 +176,33 @@ struct alignas(64) mspan {
 
   // Heap bits (pointer map) of a small scan span with elemsize <= 512.
   // An object of w <= 64 words starts at bit idx*w and covers at most two bitmap words.
-  // Inline: the allocator writes them for every scan object, markers read them for every
-  // object they scan. tile64: the type's pointer bits for words 0..63 (gc_type::tile64).
+  // tile64: the type's pointer bits for words 0..63 (gc_type::tile64).
   // Relaxed atomics: markers read neighbouring objects' bits in the same word.
-  void write_heap_bits(uint32_t idx, uint64_t tile64) {
+  //
+  // Records slot idx's pointer bits, by the span's owner, before the slot is published.
+  // The allocation fast path does this itself when the bits equal uniform_bits.
+  void set_heap_bits(uint32_t idx, uint64_t tile64) {
+    uint64_t bits = tile64 & obj_word_mask;
+    uint64_t u = uniform_bits.load(std::memory_order_relaxed);  // only the owner writes it
+    if (u == kHeapBitsMixed) {  // first: a 64-word pattern may equal a state's value
+      write_heap_bits(idx, bits);
+      return;
+    }
+    if (bits == u) return;
+    if (u == kHeapBitsUnset) {
+      // Relaxed: the slot's publication (release) orders it before any marker's read.
+      uniform_bits.store(bits, std::memory_order_relaxed);
+      return;
+    }
+    // The first object with other bits: every slot gets the uniform bits in the bitmap,
+    // then markers are told to read the bitmap (release: the fill is visible first).
+    for (uint32_t i = 0; i < nelems; i++) write_heap_bits(i, u);
+    uniform_bits.store(kHeapBitsMixed, std::memory_order_release);
+    write_heap_bits(idx, bits);
+  }
+  void write_heap_bits(uint32_t idx, uint64_t bits) {
     uint32_t w = elemsize / 8;
     uint64_t mask = obj_word_mask;
-    uint64_t bits = tile64 & mask;
     size_t bit = size_t(idx) * w;
     uint64_t* p = &heap_bits[bit / 64];
     unsigned sh = bit % 64;
@@ -176,8 +215,11 @@ struct alignas(64) mspan {
       __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
     }
   }
-  // Bit i = word i of the object is a pointer.
+  // Bit i = word i of the object is a pointer. For a published slot only.
   uint64_t read_heap_bits(uint32_t idx) const {
+    // Acquire: pairs with the release store of kHeapBitsMixed (the filled bitmap).
+    uint64_t u = uniform_bits.load(std::memory_order_acquire);
+    if (u < kHeapBitsUnset) return u;
     uint32_t w = elemsize / 8;
     uint64_t mask = obj_word_mask;
     size_t bit = size_t(idx) * w;

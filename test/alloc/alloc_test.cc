@@ -209,3 +209,49 @@ TEST_CASE("span accounting adds up after allocation and collection", "[alloc][ve
   REQUIRE(s.heap_sys >= s.heap_inuse);
   REQUIRE(s.mallocs >= s.frees);
 }
+
+// INV-SPAN-4 on a span of its own (not in the heap: only its bitmaps are used). Objects of
+// one layout leave the bitmap alone; the first object of another layout fills it from the
+// uniform bits, and from then on each slot reads its own bits.
+TEST_CASE("a span keeps one pointer layout without its bitmap and fills it for a second",
+          "[alloc][heapbits]") {
+  mspan s;
+  span_init(&s, uintptr_t{1} << 30, 1, make_span_class(size_to_class(48), false), 0);
+  REQUIRE(s.heap_bits != nullptr);
+  REQUIRE(s.obj_word_mask == 0x3f);
+  REQUIRE(s.uniform_bits.load() == kHeapBitsUnset);
+  auto bitmap_is_clear = [&] {
+    for (uint32_t w = 0; w < kPageSize / 8 / 64; w++)
+      if (s.heap_bits[w] != 0) return false;
+    return true;
+  };
+  const uint64_t a = 0x1, b = 0x20;  // a pointer in word 0; a pointer in word 5
+  for (uint32_t i = 0; i < 10; i++) s.set_heap_bits(i, a | ~uint64_t{0} << 6);  // tiled
+  CHECK(s.uniform_bits.load() == a);
+  CHECK(bitmap_is_clear());
+  for (uint32_t i = 0; i < 10; i++) REQUIRE(s.read_heap_bits(i) == a);
+
+  s.set_heap_bits(10, b);
+  CHECK(s.uniform_bits.load() == kHeapBitsMixed);
+  CHECK_FALSE(bitmap_is_clear());
+  for (uint32_t i = 0; i < 10; i++) REQUIRE(s.read_heap_bits(i) == a);
+  REQUIRE(s.read_heap_bits(10) == b);
+  s.set_heap_bits(11, a);
+  s.set_heap_bits(3, b);  // a slot reused with the other layout
+  CHECK(s.read_heap_bits(11) == a);
+  CHECK(s.read_heap_bits(3) == b);
+  CHECK(s.read_heap_bits(2) == a);
+  CHECK(s.read_heap_bits(4) == a);
+  span_release_bits(&s);
+
+  // 64-word objects: every pattern is possible, so such a span starts with the bitmap.
+  mspan big;
+  span_init(&big, uintptr_t{1} << 30, 1, make_span_class(size_to_class(512), false), 0);
+  REQUIRE(big.obj_word_mask == ~uint64_t{0});
+  CHECK(big.uniform_bits.load() == kHeapBitsMixed);
+  big.set_heap_bits(0, ~uint64_t{0});
+  big.set_heap_bits(1, kHeapBitsUnset);
+  CHECK(big.read_heap_bits(0) == ~uint64_t{0});
+  CHECK(big.read_heap_bits(1) == kHeapBitsUnset);
+  span_release_bits(&big);
+}
