@@ -72,6 +72,13 @@ class mheap {
     return a->spans[(p >> kPageShift) % kPagesPerArena].load(std::memory_order_acquire);
   }
 
+  // span_of for an address known to be inside an arena (a marker's own work items, object
+  // bases it queued): no range or arena check.
+  static mspan* span_of_heap(uintptr_t p) {
+    HeapArena* a = arena_map_[p >> kArenaShift];
+    return a->spans[(p >> kPageShift) % kPagesPerArena].load(std::memory_order_acquire);
+  }
+
   // Releases free pages unused for at least min_age_ns (0: all) to the OS; also returns
   // wholly free arenas, free for as long, to the page source. Returns bytes released.
   size_t scavenge(uint64_t now_ns, uint64_t min_age_ns);

@@ -215,9 +215,13 @@ TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
   if (p - s->start >= s->limit - s->start) return;  // one unsigned compare: [start, limit)
   uint32_t idx = s->object_index(p);
   // A marked slot is an allocated object (INV-MARK-2, sweeping clears the bits), so the
-  // common repeat visit ends here without the free-slot test (INV-SPAN-3).
-  if (s->mark_bit(idx) || s->is_free(idx)) return;
-  if (!s->try_mark(idx)) return;
+  // common repeat visit ends here without the free-slot test (INV-SPAN-3). One load of the
+  // mark word serves both tests before the fetch_or (try_mark's, inlined by hand).
+  uint64_t* mw = &s->mark_bits[idx / 64];
+  uint64_t bit = uint64_t{1} << (idx % 64);
+  if ((__atomic_load_n(mw, __ATOMIC_RELAXED) & bit) || s->is_free(idx)) return;
+  // Relaxed: the mark bit guards no data; the work queue hand-off orders the scan.
+  if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
   w.bytes_marked += s->elemsize;
   if (!s->noscan()) w.put(s->object_base(idx));
 }
@@ -257,8 +261,8 @@ static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const g
 TRICOLOR_NO_SANITIZE_SCAN
 // Scans one grey work item (an object base or an oblet start).
 TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w) {
-  mspan* s = mheap::span_of(item);
-  if (!s) return;
+  mspan* s = mheap::span_of_heap(item);  // items are objects (or oblets) greyed in the heap
+  TRICOLOR_ASSERT(s != nullptr);
   if (s->size_class() == 0) {
     // Large object: scan one oblet; the first visit queues the others (Go's oblets).
     uintptr_t base = s->start, end = s->start + s->elemsize;
@@ -299,13 +303,16 @@ int64_t drain(GcWork& w, int64_t budget) {
   uintptr_t ring[kPrefetchAhead];
   unsigned head = 0, n = 0, scanned = 0;
   uint64_t start = w.scan_work;
+  bool within = true;
   for (;;) {
-    bool within = budget < 0 || int64_t(w.scan_work - start) < budget;
-    // Relaxed: a hint; the callers synchronise with the stop through their own checks.
-    if (within && ++scanned % kStopCheckEvery == 0) {
-      if (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollStopTheWorld)
+    // Every kStopCheckEvery objects: the budget (an assist may overshoot it by that many
+    // objects), a stop of the world, and whether to share work.
+    if (scanned++ % kStopCheckEvery == 0) {  // the first time too (a budget of 0)
+      within = budget < 0 || int64_t(w.scan_work - start) < budget;
+      // Relaxed: a hint; the callers synchronise with the stop through their own checks.
+      if (within && (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollStopTheWorld))
         within = false;
-      else if (g_mark.queue.empty_hint())
+      else if (within && g_mark.queue.empty_hint())
         w.balance();
     }
     uintptr_t item;
