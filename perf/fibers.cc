@@ -1,6 +1,7 @@
 // perf/fibers.cc: what the fiber scheduler costs, against threads, in one run.
 //
-// Stresses: the context switch (gc_yield between two fibers on one P), fiber creation
+// Stresses: the context switch alone (lib/sched/context.S between two stacks, no scheduler),
+// a yield (gc_yield between two fibers on one P: the scheduler and the switch), fiber creation
 // (gc_go + run + gc_join of an empty fiber, one at a time and in batches of 1000), and a
 // parallel allocating workload (binary-trees, the Benchmarks Game program) spread over
 // fibers on 1 and on 2 P's, and over std::threads. The thread peers: a create+join of an
@@ -25,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "sched/context.h"
 #include "tricolor/fiber.h"
 #include "tricolor/gc.h"
 
@@ -75,6 +77,25 @@ double fiber_yield_ns() {
     result = (now_s() - t0) * 1e9 / double(2 * n);  // two switches per round trip
   }, nullptr);
   return result;
+}
+
+// The switch itself: tricolor_ctx_switch (context.S, compiled into this program) between
+// the main stack and one made by ctx_make, n round trips; no scheduler, no heap. This is
+// the figure of the register save and restore that every fiber switch pays; a yield adds
+// the run queue and the stack hand-off to the collector.
+void* g_ctx_main_sp = nullptr;
+void* g_ctx_fiber_sp = nullptr;
+[[noreturn]] void ctx_bouncer(void*, void*) {
+  for (;;) tricolor_ctx_switch(&g_ctx_fiber_sp, g_ctx_main_sp);
+}
+double ctx_switch_ns() {
+  static std::vector<char> stack(64 << 10);
+  long n = g_quick ? 1000000 : 10000000;
+  uintptr_t lo = reinterpret_cast<uintptr_t>(stack.data()), hi = lo + stack.size();
+  g_ctx_fiber_sp = tricolor::internal::ctx_make(lo, hi, ctx_bouncer, nullptr, nullptr);
+  double t0 = now_s();
+  for (long i = 0; i < n; i++) tricolor_ctx_switch(&g_ctx_main_sp, g_ctx_fiber_sp);
+  return (now_s() - t0) * 1e9 / double(2 * n);  // two switches per round trip
 }
 
 double thread_pingpong_ns() {
@@ -228,6 +249,7 @@ void init_heap(int procs) {
 void config_one_p() {
   init_heap(1);
   int reps = g_quick ? 3 : 5;
+  print("fiber_ctx_switch", median(reps, ctx_switch_ns), "ns");
   print("fiber_yield_switch", median(reps, fiber_yield_ns), "ns");
   print("fiber_spawn_join", median(reps, [] { return fiber_spawn_ns(1); }), "ns");
   print("fiber_spawn_join_batch1000", median(reps, [] { return fiber_spawn_ns(1000); }), "ns");
