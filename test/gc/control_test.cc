@@ -175,11 +175,7 @@ TEST_CASE("the scavenger and gc_free_os_memory return free memory to the OS", "[
   // All 200 are freed by the next collection, except what a stale stack word keeps (then
   // for as long as it stays; seen under TSan: the word was a caller's callee-saved register
   // pushed by gc_blocking_begin). collect_until_freed names every holder.
-  std::vector<std::string> why;
-  size_t unexplained = 0;
-  size_t kept = collect_until_freed(hidden, 3, &why, &unexplained);
-  for (auto& w : why) WARN(w);
-  REQUIRE(unexplained == 0);
+  size_t kept = require_freed_or_stack_held(hidden, 3).kept;
   REQUIRE(kept <= 1);  // one stale word names one 1 MiB object (noscan: it holds nothing)
   // The aged scavenger: with a short delay, the background releases the free pages (and
   // wholly free arenas, which then leave heap_released and heap_sys both).
@@ -246,11 +242,7 @@ static uint64_t hold_then_drop_mib(int mib) {
   arr = nullptr;
   hold[0] = nullptr;
   gc_remove_root(hold);
-  std::vector<std::string> why;
-  size_t unexplained = 0;
-  size_t kept = collect_until_freed(hidden, 3, &why, &unexplained);
-  for (auto& w : why) WARN(w);
-  REQUIRE(unexplained == 0);
+  size_t kept = require_freed_or_stack_held(hidden, 3).kept;
   REQUIRE(kept <= 1);  // a stale stack word keeps one (noscan: it holds nothing)
   return s.heap_sys;
 }

@@ -81,11 +81,7 @@ TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
   ClassSpans c1 = class_spans(kSize);
   gc_stats s1 = stats();
   drop_population();
-  std::vector<std::string> why;
-  size_t unexplained = 0;
-  size_t kept = collect_until_freed(pop, 3, &why, &unexplained);
-  for (auto& w : why) WARN(w);
-  REQUIRE(unexplained == 0);
+  size_t kept = require_freed_or_stack_held(pop, 3).kept;
   ClassSpans c2 = class_spans(kSize);
   gc_stats s2 = stats();
   INFO("class " << c0.index << " spans: " << c0.spans << " -> " << c1.spans << " -> "
@@ -109,11 +105,7 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
   for (uintptr_t h : pop) addrs.push_back(reinterpret_cast<uintptr_t>(unhide(h)));
   std::sort(addrs.begin(), addrs.end());
   drop_population();
-  std::vector<std::string> why;
-  size_t unexplained = 0;
-  collect_until_freed(pop, 3, &why, &unexplained);
-  for (auto& w : why) WARN(w);
-  REQUIRE(unexplained == 0);
+  require_freed_or_stack_held(pop, 3);
   // Best fit carves consecutive requests from one run, so most of them lie back to back.
   // Each maximal group of back-to-back freed objects (one a stale word keeps splits its
   // group) must now lie in a single free run.

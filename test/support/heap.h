@@ -143,4 +143,24 @@ inline size_t collect_until_freed(const std::vector<uintptr_t>& hidden, int roun
   return kept;
 }
 
+// collect_until_freed with the checks every caller makes, for the Catch2 test files (the
+// header is also used without Catch2, by poison_check.cc): each line of the probe's report
+// is a warning in the test's output, and an object kept by anything but a stale stack word
+// (or a chain from a stack-held one) fails the test. The caller checks `kept` itself: how
+// many a stale word may keep depends on what the objects point to.
+#ifdef CATCH_VERSION_MAJOR
+struct Retention {
+  size_t kept = 0;                // objects still allocated
+  std::vector<std::string> why;   // the probe's lines
+};
+inline Retention require_freed_or_stack_held(const std::vector<uintptr_t>& hidden, int rounds) {
+  Retention r;
+  size_t unexplained = 0;
+  r.kept = collect_until_freed(hidden, rounds, &r.why, &unexplained);
+  for (auto& w : r.why) WARN(w);
+  REQUIRE(unexplained == 0);
+  return r;
+}
+#endif
+
 }  // namespace tricolor::test
