@@ -199,12 +199,9 @@ TEST_CASE("objects of two pointer layouts in one size class keep what their poin
     }
     gc_write_ptr(&g_layouts[0], parents);
   });
-  std::vector<std::string> why;
-  size_t unexplained = 0;
-  size_t kept = collect_until_freed(decoys, 5, &why, &unexplained);
-  for (const std::string& line : why) UNSCOPED_INFO(line);
-  CHECK(unexplained == 0);  // no decoy is held by a parent's integer word
-  WARN("decoys still held by stale stack words: " << kept);
+  // No decoy is held by a parent's integer word (only, at most, by stale stack words).
+  size_t kept = require_freed_or_stack_held(decoys, 5).kept;
+  REQUIRE(kept <= decoys.size() / 100);
   auto** parents = static_cast<Layout**>(g_layouts[0]);
   for (int i = 0; i < n; i++) {
     bool is_first = i < n / 2 || i % 2 == 0;
