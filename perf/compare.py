@@ -94,6 +94,12 @@ def benches(have_fibers):
     b = [
         Bench("alloc-t1", "alloc", {"quick": ["--quick"], "full": []}, ALL_IMPLS, go_name="alloc",
               gc_columns=False, note="ns per object (thread CPU time), no collection in the timed window"),
+        Bench("alloc-hot", "alloc", {"quick": ["--quick", "--batch-kb=64", "--rounds=300",
+                                               "--sizes=8,16,64,256"],
+                                     "full": ["--batch-kb=64", "--rounds=1000", "--sizes=8,16,64,256"]},
+              NATIVE, gc_columns=False,
+              note="64 KiB batches that stay in the caches: the allocation path itself "
+                   "(ns per object, thread CPU time)"),
         Bench("alloc-t2", "alloc", {"quick": ["--quick", "--threads=2"], "full": ["--threads=2"]},
               ALL_IMPLS, go_name="alloc", gc_columns=False,
               note="2 threads allocating at once; ns per object per thread"),
