@@ -207,12 +207,29 @@ void zero_large(mspan* s, size_t bytes) {
   return reinterpret_cast<void*>(s->start);
 }
 
-inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
-  ThreadState* t = tls_thread;
-  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+inline void* alloc_unpolled(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   if (size <= kMaxSmallSize) return alloc_small(t, size, type, noscan);
   if (size > kMaxAlloc) return absurd_size(size);
   return alloc_large(t, size, type, noscan);
+}
+
+// A safepoint has work (a stop of the world, this thread's stack scan, a preemption): it
+// is taken before the allocation takes a slot, then the allocation goes on. Every
+// allocation is a safepoint, so a thread that allocates reaches one within one allocation,
+// not only at its next span refill (tens of microseconds on a busy machine: most of the
+// mark termination pause was the wait for the allocating thread).
+[[gnu::noinline]] void* alloc_polled(size_t size, const gc_type* type, bool noscan) {
+  gc_safepoint();
+  // A fiber may resume on another thread after the safepoint.
+  return alloc_unpolled(tls_thread, size, type, noscan);
+}
+
+inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
+  ThreadState* t = tls_thread;
+  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+  if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0))
+    return alloc_polled(size, type, noscan);
+  return alloc_unpolled(t, size, type, noscan);
 }
 
 // The tiny allocator (Go's): noscan objects under 16 B share 16 B blocks.
@@ -257,8 +274,12 @@ extern "C" void* gc_alloc_noscan(size_t size) {
   stress_alloc();
   t = tls_thread;  // a fiber may resume on another thread after the collection
 #endif
+  if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0)) {
+    gc_safepoint();  // as in alloc_polled
+    t = tls_thread;
+  }
   if (size < kTinySize && size > 0) return alloc_tiny(t, size);
-  return alloc_any(size, nullptr, true);
+  return alloc_unpolled(t, size, nullptr, true);
 }
 
 extern "C" void* gc_base(const void* p) {

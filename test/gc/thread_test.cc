@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/capture.h"
+#include "gc/stacks.h"
 #include "gc/testing.h"
 #include "support/heap.h"
 #include "tricolor/gc.h"
@@ -142,4 +143,42 @@ TEST_CASE("a thread leaving a blocking region while the world is stopped waits u
   gc_blocking_end();
   CHECK(returned.load());
   CHECK_FALSE(returned_while_stopped.load());
+}
+
+// Every allocation is a safepoint (lib/alloc/malloc.cc, alloc_polled): a thread that sees a
+// stop requested and allocates once, from the span it has cached, parks inside that
+// allocation; it does not run on until its next span refill or gc_safepoint.
+TEST_CASE("an allocation from a cached span stops for a stop of the world", "[gc][thread]") {
+  ensure_heap();
+  std::atomic<bool> ready{false}, allocated{false}, restarting{false};
+  std::atomic<bool> allocated_while_stopped{false};
+  std::thread allocator([&] {
+    gc_thread_attach();
+    (void)gc_alloc(16, nullptr);  // a span of the class is cached now
+    ready = true;
+    // No safepoint here: wait for the stop request itself.
+    while (!(__atomic_load_n(&tricolor_poll_request, __ATOMIC_ACQUIRE) & kPollStopTheWorld)) {
+    }
+    (void)gc_alloc(16, nullptr);  // must park until the world restarts
+    allocated_while_stopped = !restarting.load();
+    allocated = true;
+    gc_safepoint();  // (without the allocation's safepoint, the stop completes here)
+    gc_thread_detach();
+  });
+  while (!ready.load()) std::this_thread::yield();
+  bool allocated_at_stop = false;
+  std::thread stopper([&] {
+    test_stop_the_world();
+    allocated_at_stop = allocated.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    restarting = true;
+    test_start_the_world();
+  });
+  gc_blocking_begin();  // the stop must not wait for this thread
+  stopper.join();
+  allocator.join();
+  gc_blocking_end();
+  CHECK_FALSE(allocated_at_stop);
+  CHECK_FALSE(allocated_while_stopped.load());
+  CHECK(allocated.load());
 }
