@@ -213,14 +213,16 @@ inline void* alloc_unpolled(ThreadState* t, size_t size, const gc_type* type, bo
   return alloc_large(t, size, type, noscan);
 }
 
-// A safepoint has work (a stop of the world, this thread's stack scan, a preemption): it
-// is taken before the allocation takes a slot, then the allocation goes on. Every
+// A safepoint has work (a stop of the world, this thread's stack scan): it is taken before
+// the allocation takes a slot, then the allocation goes on. Every
 // allocation is a safepoint, so a thread that allocates reaches one within one allocation,
 // not only at its next span refill (tens of microseconds on a busy machine: most of the
 // mark termination pause was the wait for the allocating thread).
-[[gnu::noinline]] void* alloc_polled(size_t size, const gc_type* type, bool noscan) {
-  gc_safepoint();
-  // A fiber may resume on another thread after the safepoint.
+// The allocator does not yield the fiber (thread.h, safepoint_slow); t is read again all
+// the same, as after stress_alloc.
+[[gnu::noinline]] void* alloc_polled(ThreadState* t, size_t size, const gc_type* type,
+                                     bool noscan) {
+  safepoint_slow(t, /*may_yield=*/false);
   return alloc_unpolled(tls_thread, size, type, noscan);
 }
 
@@ -228,7 +230,7 @@ inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
   if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0))
-    return alloc_polled(size, type, noscan);
+    return alloc_polled(t, size, type, noscan);
   return alloc_unpolled(t, size, type, noscan);
 }
 
@@ -275,7 +277,7 @@ extern "C" void* gc_alloc_noscan(size_t size) {
   t = tls_thread;  // a fiber may resume on another thread after the collection
 #endif
   if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0)) {
-    gc_safepoint();  // as in alloc_polled
+    safepoint_slow(t, /*may_yield=*/false);  // as in alloc_polled
     t = tls_thread;
   }
   if (size < kTinySize && size > 0) return alloc_tiny(t, size);

@@ -220,9 +220,13 @@ std::vector<std::string> probe_one(uintptr_t obj, uintptr_t end);
 namespace {
 
 __attribute__((no_sanitize("thread", "address")))
+// is_ptr(word index from lo): the words the marker follows (a heap object's pointer map);
+// nullptr: every word (roots and stacks, scanned conservatively).
 void probe_range(uintptr_t lo, uintptr_t hi, uintptr_t obj, uintptr_t end, const char* what,
-                 std::vector<std::string>& out) {
+                 std::vector<std::string>& out,
+                 const std::function<bool(uint32_t)>& is_ptr = nullptr) {
   for (uintptr_t a = (lo + 7) & ~uintptr_t{7}; a + 8 <= hi; a += 8) {
+    if (is_ptr && !is_ptr(static_cast<uint32_t>((a - lo) / 8))) continue;
     uintptr_t v = *reinterpret_cast<uintptr_t*>(a);
     if (v < obj || v >= end) continue;
     char buf[160];
@@ -274,7 +278,16 @@ std::vector<std::string> probe_one(uintptr_t obj, uintptr_t end) {
       if (base == obj) continue;
       char what[96];
       snprintf(what, sizeof what, "marked heap object %#" PRIxPTR " (class %u)", base, s->size_class());
-      probe_range(base, base + s->elemsize, obj, end, what, out);
+      // Only its pointer words hold anything (a word of plain data that happens to equal
+      // the address is no reason the object was kept).
+      const gc_type* t = s->size_class() == 0 ? s->large_type
+                         : s->heap_bits       ? nullptr
+                                              : s->object_type(i);
+      uint64_t hb = s->heap_bits ? s->read_heap_bits(i) : 0;
+      probe_range(base, base + s->elemsize, obj, end, what, out, [&](uint32_t w) {
+        if (s->heap_bits) return (hb >> w & 1) != 0;
+        return !t || t->word_is_ptr(w);
+      });
     }
   });
   char head[64];

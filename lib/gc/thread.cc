@@ -125,11 +125,11 @@ uint64_t start_the_world() {
   return released;
 }
 
-void safepoint_slow(ThreadState* t) {
+void safepoint_slow(ThreadState* t, bool may_yield) {
   uint32_t req = __atomic_load_n(&tricolor_poll_request, __ATOMIC_SEQ_CST);
   if ((req & kPollStopTheWorld) && g_stw_requested.load(std::memory_order_seq_cst)) park_for_stw(t);
   if ((req & kPollStackScan) && !test_hold_on()) scan_own_stack(t);
-  if (req & kPollPreempt) sched_safepoint();
+  if ((req & kPollPreempt) && may_yield) sched_safepoint();
   if (req & kPollStress) stress_safepoint(t);
 }
 

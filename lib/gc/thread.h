@@ -110,7 +110,11 @@ uint64_t start_the_world();
 bool world_stopped();
 
 // Called by the safepoint slow path and the allocation slow path.
-void safepoint_slow(ThreadState* t);
+// may_yield false: the allocator's safepoint, which stops for the collector (a stop of the
+// world, this thread's stack scan, stress collections) but never yields the fiber: a fiber
+// does not move to another thread inside gc_alloc (its caller may hold thread-local state
+// across the call); a preemption request waits for the next gc_safepoint or yield.
+void safepoint_slow(ThreadState* t, bool may_yield = true);
 
 // Calls f(ThreadState*) for each attached thread (world stopped, registry lock held).
 template <class F>
