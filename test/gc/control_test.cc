@@ -221,27 +221,10 @@ TEST_CASE("the scavenger and gc_free_os_memory return free memory to the OS", "[
 // drops them and collects until they are freed; returns heap_sys while they were held.
 static uint64_t hold_then_drop_mib(int mib) {
   static void* hold[1];
-  std::vector<uintptr_t> hidden;
-  gc_add_root(hold, sizeof hold);
-  on_fresh_thread([&] {
-    auto** arr = static_cast<void**>(gc_alloc(mib * sizeof(void*), nullptr));
-    hold[0] = arr;
-    for (int i = 0; i < mib; i++) {
-      auto* p = static_cast<char*>(gc_alloc_noscan(1 << 20));
-      memset(p, 1, 1 << 20);
-      gc_write_ptr(&arr[i], p);
-      hidden.push_back(hide(p));
-    }
-  });
+  std::vector<uintptr_t> hidden = rooted_population(hold, mib, 1 << 20, /*fill=*/true);
   gc_stats s;
   gc_read_stats(&s);
-  // The array's slots are cleared before it is dropped: a stale stack word may keep the
-  // array itself (it did under TSan), and it must not keep 256 MiB with it.
-  auto** arr = static_cast<void**>(hold[0]);
-  for (int i = 0; i < mib; i++) gc_write_ptr(&arr[i], nullptr);
-  arr = nullptr;
-  hold[0] = nullptr;
-  gc_remove_root(hold);
+  drop_population(hold, mib);
   size_t kept = require_freed_or_stack_held(hidden, 3).kept;
   REQUIRE(kept <= 1);  // a stale stack word keeps one (noscan: it holds nothing)
   return s.heap_sys;

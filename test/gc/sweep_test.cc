@@ -47,28 +47,6 @@ gc_stats stats() {
 // A root slot for the array that holds a population while it is built.
 void* g_hold[1];
 
-// Allocates n noscan objects of `size` bytes on a fresh thread, all held through a rooted
-// array while they are made (so no cycle frees them early), and returns their hidden
-// addresses. hold_all() drops them.
-std::vector<uintptr_t> rooted_population(int n, size_t size) {
-  std::vector<uintptr_t> hidden;
-  gc_add_root(g_hold, sizeof g_hold);
-  on_fresh_thread([&] {
-    auto** arr = static_cast<void**>(gc_alloc(n * sizeof(void*), nullptr));
-    g_hold[0] = arr;
-    for (int i = 0; i < n; i++) {
-      void* p = gc_alloc_noscan(size);
-      gc_write_ptr(&arr[i], p);
-      hidden.push_back(hide(p));
-    }
-  });
-  return hidden;
-}
-void drop_population() {
-  g_hold[0] = nullptr;
-  gc_remove_root(g_hold);
-}
-
 }  // namespace
 
 TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
@@ -77,10 +55,10 @@ TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
   gc_collect();
   ClassSpans c0 = class_spans(kSize);
   REQUIRE(c0.index > 0);
-  std::vector<uintptr_t> pop = rooted_population(scaled(20000), kSize);
+  std::vector<uintptr_t> pop = rooted_population(g_hold, scaled(20000), kSize);
   ClassSpans c1 = class_spans(kSize);
   gc_stats s1 = stats();
-  drop_population();
+  drop_population(g_hold, int(pop.size()));
   size_t kept = require_freed_or_stack_held(pop, 3).kept;
   ClassSpans c2 = class_spans(kSize);
   gc_stats s2 = stats();
@@ -100,11 +78,11 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
   constexpr size_t kSize = kPages * kPageSize;
   constexpr int kCount = 16;
   gc_collect();
-  std::vector<uintptr_t> pop = rooted_population(kCount, kSize);
+  std::vector<uintptr_t> pop = rooted_population(g_hold, kCount, kSize);
   std::vector<uintptr_t> addrs;
   for (uintptr_t h : pop) addrs.push_back(reinterpret_cast<uintptr_t>(unhide(h)));
   std::sort(addrs.begin(), addrs.end());
-  drop_population();
+  drop_population(g_hold, int(pop.size()));
   require_freed_or_stack_held(pop, 3);
   // Best fit carves consecutive requests from one run, so most of them lie back to back.
   // Each maximal group of back-to-back freed objects (one a stale word keeps splits its

@@ -64,6 +64,33 @@ void on_fresh_thread(F&& f) {
   gc_blocking_end();
 }
 
+// Makes n noscan objects of `size` bytes on a fresh thread, all held through an array in
+// the one-word root `slot` while they are made (so no cycle frees them early), and returns
+// their hidden addresses. fill: every byte is written (the pages are touched).
+inline std::vector<uintptr_t> rooted_population(void** slot, int n, size_t size, bool fill = false) {
+  std::vector<uintptr_t> hidden;
+  gc_add_root(slot, sizeof *slot);
+  on_fresh_thread([&] {
+    auto** arr = static_cast<void**>(gc_alloc(size_t(n) * sizeof(void*), nullptr));
+    *slot = arr;
+    for (int i = 0; i < n; i++) {
+      void* p = gc_alloc_noscan(size);
+      if (fill) memset(p, 1, size);
+      gc_write_ptr(&arr[i], p);
+      hidden.push_back(hide(p));
+    }
+  });
+  return hidden;
+}
+// Lets a rooted_population go. The array's slots are cleared first: a stale stack word may
+// keep the array itself (it did under TSan), and it must not keep the population with it.
+inline void drop_population(void** slot, int n) {
+  auto** arr = static_cast<void**>(*slot);
+  for (int i = 0; i < n; i++) gc_write_ptr(&arr[i], nullptr);
+  *slot = nullptr;
+  gc_remove_root(slot);
+}
+
 // Zeroes 16 KiB of the stack below the caller's frame: the frames of calls that just
 // returned may have left a heap address there, which a later conservative scan of this
 // thread's stack would take for a live pointer (bdwgc's GC_clear_stack does this too).
