@@ -40,6 +40,10 @@ uint64_t test_mark_rescans();    // overflow rescans run, since gc_init
 // region) and releases it; the same thread calls both (it holds the registry lock between).
 void test_stop_the_world();
 void test_start_the_world();
+// Widens the gap in park_for_stw between a parked thread seeing the world restarted and
+// publishing itself running (spins `ns`; 0, the default: no spin). A stop of the world that
+// begins in that gap must still wait for the thread.
+void test_set_unpark_delay(uint64_t ns);
 // Asks the controller for a cycle as the heap trigger does (nobody waits for it: the
 // background sweeper alone sweeps it) and returns at once.
 void test_request_background_cycle();

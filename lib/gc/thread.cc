@@ -29,6 +29,7 @@ namespace {
 ThreadRegistry g_threads;
 std::atomic<bool> g_stw_requested{false};
 std::atomic<uint64_t> g_stop_warn_ns{kStopWarnNs};  // set_stop_warn_ns (gc/testing.h)
+std::atomic<uint64_t> g_unpark_delay_ns{0};        // test_set_unpark_delay (gc/testing.h)
 std::mutex g_stw_mu;                 // guards the waits below
 std::condition_variable& g_stw_cv = *new std::condition_variable;  // leaked: waited on at exit — threads wait here for the world to restart
 std::condition_variable& g_stopped_cv = *new std::condition_variable;  // leaked: waited on at exit — the collector waits here for threads to stop
@@ -50,12 +51,23 @@ void thread_stack_bounds(uintptr_t* lo, uintptr_t* hi) {
   volatile uintptr_t here = 0;
   t->stop_sp = reinterpret_cast<uintptr_t>(&here);  // published by the seq_cst store below
   std::unique_lock<std::mutex> g(g_stw_mu);
-  while (g_stw_requested.load(std::memory_order_seq_cst)) {
-    t->status.store(ThreadStatus::kStopped, std::memory_order_seq_cst);
-    g_stopped_cv.notify_all();
-    g_stw_cv.wait(g);
+  for (;;) {
+    while (g_stw_requested.load(std::memory_order_seq_cst)) {
+      t->status.store(ThreadStatus::kStopped, std::memory_order_seq_cst);
+      g_stopped_cv.notify_all();
+      g_stw_cv.wait(g);
+    }
+    if (uint64_t ns = g_unpark_delay_ns.load(std::memory_order_relaxed)) {
+      for (uint64_t t0 = monotonic_ns(); monotonic_ns() - t0 < ns;) {
+      }
+    }
+    // Dekker with stop_the_world, which stores its request and then reads each status:
+    // publish "running", then look for a request again. A next stop may have begun after
+    // the load above (it does not take g_stw_mu) and read this thread's old kStopped; the
+    // thread must not run on into it.
+    t->status.store(ThreadStatus::kRunning, std::memory_order_seq_cst);
+    if (!g_stw_requested.load(std::memory_order_seq_cst)) return;
   }
-  t->status.store(ThreadStatus::kRunning, std::memory_order_seq_cst);
 }
 
 }  // namespace
@@ -80,6 +92,7 @@ void set_stop_warn_ns(uint64_t ns) {
 
 void test_stop_the_world() { stop_the_world("test"); }
 void test_start_the_world() { start_the_world(); }
+void test_set_unpark_delay(uint64_t ns) { g_unpark_delay_ns.store(ns, std::memory_order_relaxed); }
 
 uint64_t stop_the_world(const char* why) {
   uint64_t t0 = monotonic_ns();

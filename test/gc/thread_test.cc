@@ -182,3 +182,56 @@ TEST_CASE("an allocation from a cached span stops for a stop of the world", "[gc
   CHECK_FALSE(allocated_while_stopped.load());
   CHECK(allocated.load());
 }
+
+// A thread woken by a restart of the world must not run on into a stop that begins before
+// it leaves its park: park_for_stw publishes "running" first and then looks for a stop
+// request again (the other half of stop_the_world's store-then-load). A thread that looked
+// first and published after ran mutator code while the collector believed it stopped; the
+// verifier then raced with its allocations. The gap is widened to 20 us (a test hook) and
+// the stopper restarts and stops again after a varying short delay, so that stops begin
+// anywhere in it.
+TEST_CASE("a thread woken by a restart does not run into the next stop of the world",
+          "[gc][thread]") {
+  ensure_heap();
+  test_set_unpark_delay(20000);
+  std::atomic<bool> ready{false}, done{false};
+  std::atomic<uint64_t> progress{0};
+  std::thread runner([&] {
+    gc_thread_attach();
+    ready = true;
+    while (!done.load(std::memory_order_relaxed)) {
+      gc_safepoint();
+      progress.fetch_add(1, std::memory_order_relaxed);
+    }
+    gc_thread_detach();
+  });
+  while (!ready.load()) std::this_thread::yield();
+  int moved = 0, stops = 0, ran = 0;
+  std::thread stopper([&] {
+    uint64_t seed = 88172645463325252ull, last = 0;
+    for (; stops < 2000 && moved == 0; stops++) {
+      test_stop_the_world();
+      uint64_t before = progress.load(std::memory_order_relaxed);
+      ran += before != last;  // the runner ran between the last restart and this stop
+      // Longer than the widened gap: a runner that ran into this stop increments meanwhile.
+      std::this_thread::sleep_for(std::chrono::microseconds(40));
+      last = progress.load(std::memory_order_relaxed);
+      if (last != before) moved++;
+      test_start_the_world();
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(seed % 30000);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+    done = true;
+  });
+  gc_blocking_begin();  // the stops must not wait for this thread
+  stopper.join();
+  runner.join();
+  gc_blocking_end();
+  test_set_unpark_delay(0);
+  INFO(stops << " stops, the runner ran before " << ran << " of them");
+  CHECK(moved == 0);
+  CHECK(ran > 0);
+  CHECK(progress.load() > 0);
+}
