@@ -65,6 +65,12 @@ struct SweepRecord {
   uint64_t spans0 = 0, bytes0 = 0;  // sweep_stats() at mark termination
   uint64_t cpu_ns = 0;              // background sweeper and controller CPU so far
   bool reported = true;
+  // The sweeper starts before the controller writes the cycle's end (its trace event, its
+  // gctrace line: the class walk takes milliseconds on a big heap, and a sweep held back
+  // that long made the mutators sweep more and the heap cross the next trigger sooner).
+  // A sweep that finishes first waits here for cycle_end: done_ns is when it finished.
+  bool end_traced = true;
+  uint64_t done_ns = 0;
 };
 SweepRecord g_sweep;
 std::atomic<bool> g_stop{false};  // read by workers under their own lock
@@ -417,6 +423,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     g_sweep.spans0 = sweep_stats().spans_swept.load(std::memory_order_relaxed);
     g_sweep.bytes0 = sweep_stats().bytes_freed.load(std::memory_order_relaxed);
     g_sweep.reported = false;
+    g_sweep.end_traced = false;
   }
   g_phase.store(Phase::kOff, std::memory_order_release);
   uint64_t end = start_the_world();
@@ -507,6 +514,15 @@ void run_cycle(CycleReason reason, bool user_waits) {
     g_cv.wait_for(g, std::chrono::microseconds(user_waits ? 20 : 100));
   }
 
+  // Step 6: concurrent sweep, started before the statistics and the tracing below.
+  {
+    std::lock_guard<std::mutex> g(g_mu);
+    g_cycles_done = cycle;  // before the wake: the sweeper's pass is for this cycle
+    g_last_cycle_end_ns = monotonic_ns();
+    g_sweep.start_ns = ct.end_ns;  // no sweeper reports this cycle before the wake
+  }
+  wake_background_sweeper();
+
   // The grey set's memory does not stay at its peak: every buffer is empty now (no marker
   // runs in kOff), and all but a reserve for the next cycle are freed.
   ms.queue.trim(kWorkbufReserve);
@@ -531,14 +547,22 @@ void run_cycle(CycleReason reason, bool user_waits) {
   trace_cycle_end(cycle, ct, s.gc_cpu_fraction);
   if (g_opts.gctrace) gctrace_print(cycle, ct, s.gc_cpu_fraction, g_procs);
 
-  // Step 6: concurrent sweep. gc_collect waits for it: the controller sweeps too.
+  // The cycle's end is written: a sweep that finished meanwhile is reported now, after it
+  // (the dump's order: cycle_end, then sweep_done), and gc_collect may return.
   {
-    std::lock_guard<std::mutex> g(g_mu);
-    g_cycles_done = cycle;  // before the wake: the sweeper's pass is for this cycle
-    g_last_cycle_end_ns = monotonic_ns();
-    g_sweep.start_ns = ct.end_ns;  // no sweeper reports this cycle before the wake
+    SweepReport swept;
+    bool report = false;
+    {
+      std::lock_guard<std::mutex> g(g_mu);
+      g_sweep.end_traced = true;
+      if (g_sweep.cycle == cycle && g_sweep.done_ns) {
+        report = claim_sweep(cycle, 0, g_sweep.done_ns, &swept);
+        g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
+      }
+    }
+    if (report) report_sweep(swept, "background");
   }
-  wake_background_sweeper();
+  // gc_collect waits for the sweep: the controller sweeps too.
   if (user_waits) {
     uint64_t cpu0 = thread_cpu_ns();
     finish_sweep();
@@ -746,6 +770,12 @@ void on_sweep_done(uint64_t cycle, uint64_t cpu_ns) {
   bool report;
   {
     std::lock_guard<std::mutex> g(g_mu);
+    if (g_sweep.cycle == cycle && !g_sweep.end_traced) {
+      // Finished before the controller wrote the cycle's end: it reports (run_cycle).
+      claim_sweep(cycle, cpu_ns, 0, &swept);
+      g_sweep.done_ns = monotonic_ns();
+      return;
+    }
     g_cycles_swept = std::max<uint64_t>(g_cycles_swept, cycle);
     report = claim_sweep(cycle, cpu_ns, monotonic_ns(), &swept);
     // A pass overtaken by a later mark termination swept some of that cycle's spans too.
