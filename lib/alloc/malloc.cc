@@ -226,10 +226,16 @@ inline void* alloc_unpolled(ThreadState* t, size_t size, const gc_type* type, bo
   return alloc_unpolled(tls_thread, size, type, noscan);
 }
 
+// The requests an allocation takes (safepoint_slow with may_yield false). A preemption
+// request alone is left to the next gc_safepoint: it may stay set for as long as a fiber
+// computes (sysmon sets it for fibers running over 10 ms), and every allocation took the
+// slow path meanwhile (3% of binary-trees on fibers).
+constexpr uint32_t kAllocPollMask = ~uint32_t{kPollPreempt};
+
 inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
-  if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0))
+  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0))
     return alloc_polled(t, size, type, noscan);
   return alloc_unpolled(t, size, type, noscan);
 }
@@ -276,7 +282,7 @@ extern "C" void* gc_alloc_noscan(size_t size) {
   stress_alloc();
   t = tls_thread;  // a fiber may resume on another thread after the collection
 #endif
-  if (__builtin_expect(__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) != 0, 0)) {
+  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0)) {
     safepoint_slow(t, /*may_yield=*/false);  // as in alloc_polled
     t = tls_thread;
   }

@@ -212,11 +212,31 @@ void record_pause(CycleTimes& ct, int which, uint64_t ns, uint32_t cycle) {
 // (gcMarkWorkerIdleMode): here the workers run flat out while fewer attached threads run
 // mutator code than there are procs (a thread parked in a blocking region, an idle
 // scheduler thread, does not count).
+//
+// While the scheduler runs (gc_run), its P's do the 25% themselves: a fiber's thread marks
+// at its span refills for a quarter of the mark's wall time (fractional_mark, Go's
+// fractional worker, which runs on a P). The workers then mark only for P's left idle, so
+// that mutators and collector together use `procs` CPUs, as under Go's GOMAXPROCS: with
+// one P the worker thread used to add a quarter of a CPU beside it. If no P has marked for
+// kFractionalStallNs (fibers that compute without allocating), the workers take the 25%
+// again, or the mark would wait for them.
+constexpr uint64_t kFractionalStallNs = 5'000'000;
+std::atomic<uint64_t> g_frac_last_ns{0};   // when a P last marked (relaxed: a hint)
+std::atomic<uint64_t> g_frac_total_ns{0};  // all of it since gc_init (tests)
+
 double worker_utilisation() {
   double workers = double(g_workers.size() ? g_workers.size() : 1);
   double u = kGoalUtilization * g_procs / workers;
-  int running = running_threads_hint(g_procs);
-  if (running >= 0 && running < g_procs) u = std::max(u, double(g_procs - running) / workers);
+  int procs = g_procs;
+  if (g_sched_running.load(std::memory_order_relaxed)) {
+    if (int n = sched_procs(); n > 0) procs = n;  // the P's of this gc_run
+    uint64_t now = monotonic_ns();
+    uint64_t last = std::max(g_frac_last_ns.load(std::memory_order_relaxed),
+                             g_mark_start_ns.load(std::memory_order_relaxed));
+    u = now - last < kFractionalStallNs ? 0 : kGoalUtilization * procs / workers;
+  }
+  int running = running_threads_hint(procs);
+  if (running >= 0 && running < procs) u = std::max(u, double(procs - running) / workers);
   return std::min(u, 1.0);
 }
 
@@ -243,6 +263,17 @@ void mark_worker_loop() {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         continue;
       }
+      // Flat out when the user waits for the cycle or a mutator is parked waiting for it.
+      bool hurry = g_user_cycle.load(std::memory_order_relaxed) ||
+                   g_assists_parked.load(std::memory_order_relaxed) > 0;
+      double u = hurry ? 1.0 : worker_utilisation();
+      if (u <= 0) {  // the P's mark (fractional_mark): look again shortly
+        std::unique_lock<std::mutex> g(g_worker_mu);
+        g_worker_cv.wait_for(g, std::chrono::microseconds(500));
+        mark_start = monotonic_ns();  // the share counts from here
+        cpu_start = thread_cpu_ns();
+        continue;
+      }
       // Dekker with try_finish_mark: raise busy, then look at the stop request again; a
       // marker that saw no stop before the world stopped is waited for (INV-MARK-3).
       ms.busy.fetch_add(1, std::memory_order_seq_cst);
@@ -265,10 +296,6 @@ void mark_worker_loop() {
         g_worker_cv.wait_for(g, std::chrono::microseconds(200));
         continue;
       }
-      // Flat out when the user waits for the cycle or a mutator is parked waiting for it.
-      bool hurry = g_user_cycle.load(std::memory_order_relaxed) ||
-                   g_assists_parked.load(std::memory_order_relaxed) > 0;
-      double u = hurry ? 1.0 : worker_utilisation();
       if (u < 1.0) {
         uint64_t used = thread_cpu_ns() - cpu_start;
         uint64_t wall = monotonic_ns() - mark_start;
@@ -732,6 +759,52 @@ void assist(int64_t debt) {
   g_assist_cpu_ns.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
 }
 
+// Go's fractional mark worker, on the allocating fiber's thread while the scheduler runs:
+// at a span refill, a thread holding a P that has marked for less than a quarter of the
+// mark's wall time so far marks until it has caught up (at most kFractionalMaxNs at a
+// time, in slices with a safepoint between them). Its work is background work: it adds
+// to the workers' credit and CPU time, not to the assist's.
+constexpr uint64_t kFractionalMinNs = 20'000;
+constexpr uint64_t kFractionalMaxNs = 1'000'000;
+void fractional_mark(ThreadState* t) {
+  uint64_t start = g_mark_start_ns.load(std::memory_order_acquire);
+  if (t->frac_mark_start != start) {
+    t->frac_mark_start = start;
+    t->frac_ns = 0;
+  }
+  uint64_t now = monotonic_ns();
+  double goal = kGoalUtilization * double(now - start);
+  if (double(t->frac_ns + kFractionalMinNs) > goal) return;
+  uint64_t budget = std::min<uint64_t>(uint64_t(goal) - t->frac_ns, kFractionalMaxNs);
+  auto& ms = mark_state();
+  uint64_t c0 = thread_cpu_ns();
+  uint64_t t0 = now;
+  while (g_phase.load(std::memory_order_acquire) == Phase::kMark) {
+    ms.busy.fetch_add(1, std::memory_order_seq_cst);
+    if (world_stopped()) {  // Dekker with try_finish_mark, as the workers do
+      ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+      break;
+    }
+    GcWork w;
+    int64_t n = drain(w, kAssistSlice);
+    w.dispose();
+    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    if (n > 0) {
+      // Relaxed: credit is a budget; the assist's claim is a CAS on the same atomic.
+      g_bg_credit.fetch_add(n, std::memory_order_relaxed);
+      if (g_assists_parked.load(std::memory_order_seq_cst) > 0) wake_assists();
+    }
+    now = monotonic_ns();
+    if (n == 0 || now - t0 >= budget) break;
+    gc_safepoint();
+  }
+  t->frac_ns += now - t0;
+  g_frac_total_ns.fetch_add(now - t0, std::memory_order_relaxed);
+  g_frac_last_ns.store(now, std::memory_order_relaxed);
+  g_worker_cpu_ns.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
+  if (ms.queue.empty()) g_cv.notify_all();  // the controller may be waiting for termination
+}
+
 }  // namespace
 
 // ---- Shared state accessors ----------------------------------------------------------------
@@ -790,6 +863,8 @@ void on_sweep_done(uint64_t cycle, uint64_t cpu_ns) {
 void alloc_slow_hook(ThreadState* t, size_t bytes) {
   gc_safepoint();
   if (g_phase.load(std::memory_order_relaxed) == Phase::kMark) {
+    if (g_sched_running.load(std::memory_order_relaxed) && sched_current_p() >= 0)
+      fractional_mark(t);
     // Mark assist: pay scan work in proportion to the allocation (Go's gcAssistAlloc).
     int64_t owed = t->assist_bytes.load(std::memory_order_relaxed) + static_cast<int64_t>(bytes);
     t->assist_bytes.store(owed, std::memory_order_relaxed);
@@ -844,6 +919,7 @@ void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* typ
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
 
 void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
+uint64_t test_fractional_mark_ns() { return g_frac_total_ns.load(std::memory_order_relaxed); }
 
 void test_set_hold(bool on) {
   g_test_hold.store(on, std::memory_order_release);

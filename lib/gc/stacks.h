@@ -95,6 +95,10 @@ void sched_blocking_end();
 // Called by the safepoint slow path when kPollPreempt is set (defined in lib/sched; a fiber
 // asked to yield does so here).
 void sched_safepoint();
+// The P the calling thread runs a fiber on, or -1 (not a scheduler worker, or no P now).
+int sched_current_p();
+// The number of P's of the running gc_run (of the last one when none runs; 0 before any).
+int sched_procs();
 
 // Bits of tricolor_poll_request (gc.h): why the next safepoint must take its slow path.
 enum PollBits : uint32_t {

@@ -47,6 +47,9 @@ void test_set_unpark_delay(uint64_t ns);
 // Asks the controller for a cycle as the heap trigger does (nobody waits for it: the
 // background sweeper alone sweeps it) and returns at once.
 void test_request_background_cycle();
+// Time the scheduler's P's have spent marking at their span refills (fractional_mark),
+// since gc_init.
+uint64_t test_fractional_mark_ns();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
 // hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
 void test_hold_background_sweeper(bool on);

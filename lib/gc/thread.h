@@ -54,6 +54,10 @@ struct ThreadState {
   // world stopped, also for a thread inside a blocking region; a relaxed atomic (plain
   // loads and stores on x86-64) so that reset can never tear or race with the owner.
   std::atomic<int64_t> assist_bytes{0};
+  // Fractional marking on a scheduler P (collector.cc, fractional_mark): the mark start of
+  // the cycle it counts for, and the marking time this thread has put in since. Owner only.
+  uint64_t frac_mark_start = 0;
+  uint64_t frac_ns = 0;
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
   ThreadState* prev = nullptr;
