@@ -415,9 +415,11 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   if (checkmark_enabled()) checkmark_heap();  // re-mark from the roots; aborts on a miss
   run_retention_probe();                      // tests: what keeps an object (checkmark.h)
   ct.heap_end = heap_live();
-  for_each_thread_stopped([](ThreadState* t) {
+  for_each_thread_stopped([&ms](ThreadState* t) {
     t->cache.release_all();
     t->assist_bytes.store(0, std::memory_order_relaxed);
+    ms.bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);
+    t->black_bytes = 0;
   });
   // The marked heap, as Go's heapMarked: objects found by tracing plus those allocated black
   // during the mark (Go's gcmarknewobject adds them to bytesMarked). They are in the heap

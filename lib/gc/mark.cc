@@ -8,6 +8,7 @@
 #include "alloc/types.h"
 #include "gc/stacks.h"
 #include "gc/testing.h"
+#include "gc/thread.h"
 #include "tricolor/gc.h"
 #include "trace/log.h"
 
@@ -229,8 +230,8 @@ TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
 void grey_pointer(uintptr_t p, GcWork& w) { grey(p, w); }
 
 void mark_new_object(mspan* s, uint32_t idx) {
-  // Relaxed: a statistic for the pacer, read at mark termination with the world stopped.
-  if (s->try_mark(idx)) g_mark.bytes_allocated_black.fetch_add(s->elemsize, std::memory_order_relaxed);
+  // The allocating thread's own count (MarkState::bytes_allocated_black).
+  if (s->try_mark(idx)) tls_thread->black_bytes += s->elemsize;
 }
 
 TRICOLOR_NO_SANITIZE_SCAN

@@ -97,7 +97,10 @@ struct MarkState {
   std::atomic<uint64_t> bytes_marked{0};
   std::atomic<uint64_t> scan_work{0};
   // Objects allocated black this cycle (INV-MARK-2): counted in the marked heap the pacer
-  // sizes the next goal from, as Go counts them (see finish_mark).
+  // sizes the next goal from, as Go counts them (see finish_mark). Each thread counts its
+  // own in ThreadState::black_bytes (an atomic add here per allocation made the allocating
+  // threads share one cache line: twice the cost of mark_new_object with two threads);
+  // they are added here at mark termination and when a thread detaches.
   std::atomic<uint64_t> bytes_allocated_black{0};
   std::atomic<int> busy{0};  // markers holding work outside the queue (termination)
   // INV-MARK-4: set (seq_cst) by a busy marker whose put found no buffer, before it lowers

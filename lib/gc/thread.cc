@@ -209,6 +209,8 @@ void gc_thread_detach(void) {
     std::lock_guard<std::mutex> g(g_threads.lock);
     t->cache.release_all();
     flush_wbuf(t);
+    // Relaxed: read at mark termination, which holds this lock.
+    mark_state().bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);
     stack_unregister(&t->stack);
     if (t->prev) t->prev->next = t->next; else g_threads.head = t->next;
     if (t->next) t->next->prev = t->prev;

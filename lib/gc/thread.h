@@ -58,6 +58,10 @@ struct ThreadState {
   // the cycle it counts for, and the marking time this thread has put in since. Owner only.
   uint64_t frac_mark_start = 0;
   uint64_t frac_ns = 0;
+  // Bytes this thread allocated black during the current mark (mark_new_object), added to
+  // MarkState::bytes_allocated_black with the world stopped at mark termination, or at
+  // detach. Owner only, except with the world stopped.
+  uint64_t black_bytes = 0;
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
   ThreadState* prev = nullptr;
