@@ -22,7 +22,10 @@ size_t mcentral::span_count() {
 bool mcentral::sweep_and_file(mspan* s, bool want_free) {
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   s->sweepgen.store(sg - 1, std::memory_order_relaxed);  // h-1: being swept
-  SweepResult r = sweep_span(s);
+  // A span the caller will allocate from is kept even if the sweep empties it: freeing it
+  // to the mheap and taking a new one there cost two trips through the heap lock, which
+  // two P's sweeping and allocating the same class then contended for.
+  SweepResult r = sweep_span(s, /*preserve=*/want_free);
   if (r == SweepResult::kFreed) return false;
   if (r == SweepResult::kPartial && want_free) return true;  // caller takes it
   s->sweepgen.store(sg, std::memory_order_relaxed);

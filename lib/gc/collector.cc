@@ -924,6 +924,18 @@ void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* typ
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
 
 void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
+bool sched_procs_busy() {
+  if (!g_sched_running.load(std::memory_order_relaxed)) return false;
+  int procs = sched_procs();
+  if (procs <= 0) return false;
+  int running = running_threads_hint(procs);
+  return running >= procs;  // -1 (the registry is busy): not known, so not busy
+}
+
+uint64_t test_cycles_swept() {
+  std::lock_guard<std::mutex> g(g_mu);
+  return g_cycles_swept;
+}
 uint64_t test_fractional_mark_ns() { return g_frac_total_ns.load(std::memory_order_relaxed); }
 
 void test_set_hold(bool on) {

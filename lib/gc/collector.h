@@ -108,6 +108,9 @@ struct CollectorStats {
 CollectorStats& collector_stats();
 Pacer pacer_snapshot();
 int configured_procs();
+// While gc_run runs: every P runs a fiber (no P is idle). The background sweeper then
+// leaves the sweeping to the allocating fibers (sweep.cc).
+bool sched_procs_busy();
 // gc_options.fiber_stack_size (bytes of address space per fiber stack).
 size_t configured_fiber_stack_size();
 // The heap verifier after every mark termination (verify.cc): on by default in debug and

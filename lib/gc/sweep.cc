@@ -37,7 +37,7 @@ SweepStats& sweep_stats() { return g_stats; }
 SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }
 SweepActive::~SweepActive() { g_active.fetch_sub(1, std::memory_order_seq_cst); }
 
-SweepResult sweep_span(mspan* s) {
+SweepResult sweep_span(mspan* s, bool preserve) {
   auto& c = alloc_counters();
   uint32_t cls = s->size_class();
   g_stats.spans_swept.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -99,7 +99,7 @@ SweepResult sweep_span(mspan* s) {
     c.freed_bytes.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
     g_stats.bytes_freed.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
   }
-  if (nalloc == 0) {
+  if (nalloc == 0 && !preserve) {
     heap().free_span(s);
     return SweepResult::kFreed;
   }
@@ -140,15 +140,24 @@ void start_background_sweeper() {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       uint64_t cycle = cycles_marked();  // the cycle whose leftovers this pass sweeps
       uint64_t cpu0 = thread_cpu_ns();
-      // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans).
+      // Sweep class by class in small batches (Go's bgsweep, batches of 10 spans). While
+      // gc_run runs and every P runs a fiber, the sweeper steps back between batches, as
+      // Go's bgsweep yields its P to busy goroutines: the fibers sweep what they allocate
+      // from (cache_span) and the rest before the next cycle (start_cycle_from_allocation),
+      // so that the heap uses `procs` CPUs, not one more beside them (and does not take a
+      // CPU from a fiber that a stop of the world then waits for).
       bool any = true;
+      int batches = 0;
       while (any) {
         any = false;
         for (int sc = 0; sc < kNumSpanClasses; sc++) {
+          bool swept = false;
           for (int k = 0; k < 10; k++) {
             if (!heap().central(static_cast<SpanClass>(sc)).sweep_one()) break;
-            any = true;
+            any = swept = true;
           }
+          if (swept && ++batches % 4 == 0 && sched_procs_busy())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
       }
       while (g_active.load(std::memory_order_seq_cst) != 0) sched_yield();

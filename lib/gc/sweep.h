@@ -13,8 +13,10 @@ namespace tricolor::internal {
 enum class SweepResult { kFreed, kPartial, kFull };
 
 // Sweeps s, which the caller owns (popped from an unswept list, sweepgen h-1). A span left
-// with no object is returned to the mheap (kFreed); otherwise the caller files it.
-SweepResult sweep_span(mspan* s);
+// with no object is returned to the mheap (kFreed), unless `preserve` (an allocating
+// thread that will fill it at once: kPartial, Go's sweep(preserve=true) in cacheSpan);
+// otherwise the caller files it.
+SweepResult sweep_span(mspan* s, bool preserve = false);
 
 // Sweepers in flight (mutators in mcentral::cache_span, the background sweeper): counted
 // from before they pop a span until it is filed, so "no unswept span and no sweeper"

@@ -50,6 +50,8 @@ void test_request_background_cycle();
 // Time the scheduler's P's have spent marking at their span refills (fractional_mark),
 // since gc_init.
 uint64_t test_fractional_mark_ns();
+// The last cycle whose sweep is known finished (by the background sweeper or a waiter).
+uint64_t test_cycles_swept();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
 // hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
 void test_hold_background_sweeper(bool on);

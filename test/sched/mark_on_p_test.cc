@@ -7,6 +7,7 @@
 #include <atomic>
 #include <vector>
 
+#include "gc/collector.h"
 #include "gc/testing.h"
 #include "os/clock.h"
 #include "sched/fibers.h"
@@ -116,5 +117,45 @@ TEST_CASE("on one P a mark ends while the only fiber computes without allocating
     }
   });
   REQUIRE(rc == 0);
+  CHECK_FALSE(c.gave_up);
+}
+
+TEST_CASE("the background sweeper knows when every P runs a fiber", "[sched][gc]") {
+  ensure_heap();
+  CHECK_FALSE(sched_procs_busy());  // no gc_run: the sweeper never steps back
+  bool busy_inside = false;
+  int rc = run_fibers(1, [&] { busy_inside = sched_procs_busy(); });
+  REQUIRE(rc == 0);
+  CHECK(busy_inside);  // the one P runs this fiber
+  CHECK_FALSE(sched_procs_busy());
+}
+
+TEST_CASE("on one P a cycle's sweep ends while the fiber allocates", "[sched][gc]") {
+  ensure_heap();
+  struct Ctx {
+    bool gave_up = false;
+    uint64_t passes = 0;
+  } c;
+  Population pop;
+  int rc = run_fibers(1, [&] {
+    pop.build(cell_type(), 200000);
+    pop.head = nullptr;  // all garbage now: the next cycle's sweep frees ~200k cells
+    gc_collect();
+    uint64_t swept0 = test_cycles_swept();
+    test_request_background_cycle();
+    uint64_t t0 = monotonic_ns();
+    // Noscan garbage of another class: its refills sweep only their own class, the
+    // background sweeper (stepping back while this P is busy) the cells.
+    while (test_cycles_swept() <= swept0) {
+      for (int i = 0; i < 1000; i++) (void)gc_alloc_noscan(200);
+      c.passes++;
+      if (monotonic_ns() - t0 > kGiveUpNs) {
+        c.gave_up = true;
+        break;
+      }
+    }
+  });
+  REQUIRE(rc == 0);
+  INFO(c.passes << " passes of 1000 allocations");
   CHECK_FALSE(c.gave_up);
 }
