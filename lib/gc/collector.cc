@@ -229,7 +229,7 @@ double worker_utilisation() {
   double u = kGoalUtilization * g_procs / workers;
   int procs = g_procs;
   if (g_sched_running.load(std::memory_order_relaxed)) {
-    if (int n = sched_procs(); n > 0) procs = n;  // the P's of this gc_run
+    if (int n = sched_active_procs(); n > 0) procs = n;  // the P's of this gc_run
     uint64_t now = monotonic_ns();
     uint64_t last = std::max(g_frac_last_ns.load(std::memory_order_relaxed),
                              g_mark_start_ns.load(std::memory_order_relaxed));
@@ -926,7 +926,7 @@ void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* typ
 void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
 bool sched_procs_busy() {
   if (!g_sched_running.load(std::memory_order_relaxed)) return false;
-  int procs = sched_procs();
+  int procs = sched_active_procs();
   if (procs <= 0) return false;
   int running = running_threads_hint(procs);
   return running >= procs;  // -1 (the registry is busy): not known, so not busy

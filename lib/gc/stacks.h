@@ -97,8 +97,8 @@ void sched_blocking_end();
 void sched_safepoint();
 // The P the calling thread runs a fiber on, or -1 (not a scheduler worker, or no P now).
 int sched_current_p();
-// The number of P's of the running gc_run (of the last one when none runs; 0 before any).
-int sched_procs();
+// The number of P's of the running gc_run, 0 when none runs (any thread may ask).
+int sched_active_procs();
 
 // Bits of tricolor_poll_request (gc.h): why the next safepoint must take its slow path.
 enum PollBits : uint32_t {

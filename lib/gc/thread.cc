@@ -275,5 +275,5 @@ namespace tricolor::internal {
 [[gnu::weak]] void sched_blocking_end() {}
 [[gnu::weak]] void sched_safepoint() {}
 [[gnu::weak]] int sched_current_p() { return -1; }
-[[gnu::weak]] int sched_procs() { return 0; }
+[[gnu::weak]] int sched_active_procs() { return 0; }
 }  // namespace tricolor::internal

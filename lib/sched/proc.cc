@@ -52,6 +52,8 @@ Sched& S = *new Sched();  // never destroyed: threads may still run at exit
 std::atomic<bool> g_running{false};
 int g_procs_override = 0;
 std::vector<SchedPStats> g_last_stats;
+// S.nprocs for the collector's threads (sched_active_procs): 0 outside gc_run.
+std::atomic<int> g_active_procs{0};
 int g_last_threads = 0;
 
 // Initial-exec TLS: an %fs-relative access instead of a __tls_get_addr call per switch (as
@@ -804,6 +806,7 @@ void sched_reset(int nprocs) {
   S.timers.clear();
   S.stack_size = configured_fiber_stack_size();
   S.nprocs = nprocs;
+  g_active_procs.store(nprocs, std::memory_order_relaxed);
   S.allp.clear();
   for (int i = 0; i < nprocs; i++) {
     P* p = new P();
@@ -816,6 +819,7 @@ void sched_reset(int nprocs) {
 
 // After the run: every fiber is dead, every other M exits; frees what the run owned.
 void sched_teardown(M* m0) {
+  g_active_procs.store(0, std::memory_order_relaxed);
   if (m0->p) {
     std::lock_guard<std::mutex> l(S.lock);
     pidleput(m0->p);
@@ -992,6 +996,7 @@ void sched_safepoint() {
 // ---- Internal API -------------------------------------------------------------------------
 
 void sched_set_procs(int n) { g_procs_override = n > 0 ? n : 0; }
+int sched_active_procs() { return g_active_procs.load(std::memory_order_relaxed); }
 int sched_procs() {
   return g_running.load() && S.nprocs ? S.nprocs : static_cast<int>(g_last_stats.size());
 }
