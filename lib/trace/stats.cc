@@ -76,7 +76,7 @@ extern "C" int gc_read_class_stats(gc_class_stats* out, int max) {
     all[c].mallocs = alloc_counters().class_mallocs[c].load(std::memory_order_relaxed);
     all[c].frees = alloc_counters().class_frees[c].load(std::memory_order_relaxed);
   }
-  heap().for_each_span([&](mspan* s) { count_span(all, s); });
+  heap().for_each_span_chunked([&](mspan* s) { count_span(all, s); });
   if (out)
     for (int c = 0; c < std::min(max, kNumSizeClasses); c++) out[c] = all[c];
   return kNumSizeClasses;
