@@ -245,6 +245,30 @@ void wake_assists() {
   g_assist_cv.notify_all();
 }
 
+// One slice of background marking (the workers, fractional_mark): scan work done, or -1 if
+// the world is stopping. Dekker with try_finish_mark: raise busy, then look at the stop
+// request again; a marker that saw no stop before the world stopped is waited for
+// (INV-MARK-3). Short slices: the stop request is checked between them. The work is
+// credit for the assists.
+int64_t background_slice() {
+  auto& ms = mark_state();
+  ms.busy.fetch_add(1, std::memory_order_seq_cst);
+  if (world_stopped()) {
+    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+    return -1;
+  }
+  GcWork w;
+  int64_t n = drain(w, kAssistSlice);
+  w.dispose();
+  ms.busy.fetch_sub(1, std::memory_order_seq_cst);
+  if (n > 0) {
+    // Relaxed: credit is a budget; the assist's claim is a CAS on the same atomic.
+    g_bg_credit.fetch_add(n, std::memory_order_relaxed);
+    if (g_assists_parked.load(std::memory_order_seq_cst) > 0) wake_assists();
+  }
+  return n;
+}
+
 void mark_worker_loop() {
   for (;;) {
     {
@@ -257,7 +281,6 @@ void mark_worker_loop() {
     uint64_t cpu0 = thread_cpu_ns();
     uint64_t mark_start = g_mark_start_ns.load(std::memory_order_acquire);
     uint64_t cpu_start = cpu0;
-    auto& ms = mark_state();
     while (g_phase.load(std::memory_order_acquire) == Phase::kMark && !world_stopped()) {
       if (g_test_hold.load(std::memory_order_acquire)) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -274,22 +297,8 @@ void mark_worker_loop() {
         cpu_start = thread_cpu_ns();
         continue;
       }
-      // Dekker with try_finish_mark: raise busy, then look at the stop request again; a
-      // marker that saw no stop before the world stopped is waited for (INV-MARK-3).
-      ms.busy.fetch_add(1, std::memory_order_seq_cst);
-      if (world_stopped()) {
-        ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-        break;
-      }
-      GcWork w;
-      int64_t n = drain(w, kAssistSlice);  // short slices: the stop request is checked between them
-      w.dispose();
-      ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-      if (n > 0) {
-        // Relaxed: credit is a budget; the assist's claim is a CAS on the same atomic.
-        g_bg_credit.fetch_add(n, std::memory_order_relaxed);
-        if (g_assists_parked.load(std::memory_order_seq_cst) > 0) wake_assists();
-      }
+      int64_t n = background_slice();
+      if (n < 0) break;  // the world is stopping
       if (n == 0) {
         g_cv.notify_all();  // the controller may be waiting for termination
         std::unique_lock<std::mutex> g(g_worker_mu);
@@ -785,22 +794,9 @@ void fractional_mark(ThreadState* t) {
   uint64_t c0 = thread_cpu_ns();
   uint64_t t0 = now;
   while (g_phase.load(std::memory_order_acquire) == Phase::kMark) {
-    ms.busy.fetch_add(1, std::memory_order_seq_cst);
-    if (world_stopped()) {  // Dekker with try_finish_mark, as the workers do
-      ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-      break;
-    }
-    GcWork w;
-    int64_t n = drain(w, kAssistSlice);
-    w.dispose();
-    ms.busy.fetch_sub(1, std::memory_order_seq_cst);
-    if (n > 0) {
-      // Relaxed: credit is a budget; the assist's claim is a CAS on the same atomic.
-      g_bg_credit.fetch_add(n, std::memory_order_relaxed);
-      if (g_assists_parked.load(std::memory_order_seq_cst) > 0) wake_assists();
-    }
+    int64_t n = background_slice();
     now = monotonic_ns();
-    if (n == 0 || now - t0 >= budget) break;
+    if (n <= 0 || now - t0 >= budget) break;
     gc_safepoint();
   }
   t->frac_ns += now - t0;
@@ -816,6 +812,13 @@ void fractional_mark(ThreadState* t) {
 
 bool collector_initialized() { return g_initialized.load(std::memory_order_acquire); }
 void collector_sched_running(bool on) { g_sched_running.store(on); }
+bool sched_procs_busy() {
+  if (!g_sched_running.load(std::memory_order_relaxed)) return false;
+  int procs = sched_active_procs();
+  if (procs <= 0) return false;
+  int running = running_threads_hint(procs);
+  return running >= procs;  // -1 (the registry is busy): not known, so not busy
+}
 Phase gc_phase() { return g_phase.load(std::memory_order_acquire); }
 CollectorStats& collector_stats() { return g_stats; }
 int configured_procs() { return g_procs; }
@@ -924,14 +927,6 @@ void sample_allocation(ThreadState* t, mspan* s, uintptr_t p, const gc_type* typ
 // ---- Test hooks (gc/testing.h) --------------------------------------------------------------
 
 void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
-bool sched_procs_busy() {
-  if (!g_sched_running.load(std::memory_order_relaxed)) return false;
-  int procs = sched_active_procs();
-  if (procs <= 0) return false;
-  int running = running_threads_hint(procs);
-  return running >= procs;  // -1 (the registry is busy): not known, so not busy
-}
-
 uint64_t test_cycles_swept() {
   std::lock_guard<std::mutex> g(g_mu);
   return g_cycles_swept;
