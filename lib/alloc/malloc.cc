@@ -1,9 +1,10 @@
 // gc_alloc and friends: the allocation paths. See lib/alloc/README.md for the overview.
 //
-// Small object (<= 32 KiB), cost with a cached span and no GC running: a TLS load, the
-// size-class lookup (one table load), Go's nextFreeFast (ctz + a few ALU ops), the zeroing
-// of a reused slot, and for scan objects a compare with the span's uniform pointer bits
-// (INV-SPAN-4; the heap-bit words are written only in spans of mixed layouts).
+// Small object (<= 32 KiB), cost with a cached span: a TLS load, the poll word, the
+// size-class lookup (one table load), and the bump of the class's allocation run
+// (mcache::Run), whose slots were cleared, published and (during a mark) marked when the
+// run was taken; a scan object's type is compared with the run's (INV-SPAN-4: no pointer
+// bits to write).
 // The allocation paths keep no frame pointer, whatever the build (meson.build adds
 // -fno-omit-frame-pointer for profiles): setting one up made the fast path save and restore
 // four registers per allocation.
@@ -51,108 +52,100 @@ inline void publish(mspan* s, uint32_t idx) {
   s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
 }
 
-[[gnu::noinline]] mspan* refill_slow(ThreadState* t, SpanClass sc, const gc_type* type,
-                                    size_t size, int64_t* idx) {
-  mspan* s = t->cache.alloc[sc];
-  *idx = s->next_free_index();  // the span may still have free slots past its cache
-  if (*idx >= 0) return s;
-  ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
-  alloc_slow_hook(t, size_t(kClassToNPages[span_class_size(sc)]) * kPageSize);
-  s = t->cache.refill(sc);
-  if (!s) {
-    collect_for_oom();
-    s = t->cache.refill(sc);
-    if (!s) return nullptr;
-  }
-  t->cache.sample_bytes += int64_t(s->nelems - s->alloc_count) * s->elemsize;
-  *idx = s->next_free_index();
-  TRICOLOR_CHECK(*idx >= 0, "a refilled span has no free slot");
-  // The sample is the object this allocation returns (the first of the new span).
-  if (t->cache.sample_bytes >= int64_t(kSampleBytes))
-    sample_allocation(t, s, s->object_base(static_cast<uint32_t>(*idx)), type, size);
-  return s;
-}
+// The most a run takes (mcache::Run): the slots of kRunBytes, at least one. Clearing a
+// run costs about what clearing its objects one by one did, and a short run keeps the
+// cleared memory in the L1 cache until the objects are handed out.
+inline constexpr uint32_t kRunBytes = 4096;
 
-// Clears a reused slot of at most kInlineZeroMax bytes with 16-byte stores (slots of 16 B
-// and more are 16-byte aligned; the 8 B class is one word). A call to memset costs more
-// than the stores themselves at these sizes.
-inline constexpr uint32_t kInlineZeroMax = 256;
-static_assert(kInlineZeroMax < kMaxHeapBitsElem, "the fast path relies on heap bits and uniform_bits (INV-SPAN-4)");
-constexpr bool inline_zeroed_classes_are_16_byte_multiples() {
-  for (uint32_t size : kClassToSize)
-    if (size > 8 && size <= kInlineZeroMax && size % 16 != 0) return false;
+// The run of class sc is used up: takes the next one from the cached span, or from a new
+// span when it is full (the pacer's hook, the refill, a collection if the heap is out of
+// memory), then makes its slots ready to hand out. false: out of memory.
+[[gnu::noinline]] bool take_run(ThreadState* t, SpanClass sc, const gc_type* type, size_t size) {
+  mspan* s = t->cache.alloc[sc];
+  uint32_t first = 0;
+  uint32_t max = std::max<uint32_t>(1, kRunBytes / kClassToSize[span_class_size(sc)]);
+  uint32_t n = s->take_run(max, &first);
+  bool refilled = false;
+  if (n == 0) {
+    ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
+    alloc_slow_hook(t, size_t(kClassToNPages[span_class_size(sc)]) * kPageSize);
+    s = t->cache.refill(sc);
+    if (!s) {
+      collect_for_oom();
+      s = t->cache.refill(sc);
+      if (!s) return false;
+    }
+    t->cache.sample_bytes += int64_t(s->nelems - s->alloc_count) * s->elemsize;
+    n = s->take_run(max, &first);
+    TRICOLOR_CHECK(n > 0, "a refilled span has no free slot");
+    refilled = true;
+  }
+  uintptr_t p = s->object_base(first);
+  size_t bytes = size_t(n) * s->elemsize;
+  unpoison_for_reuse(p, bytes);  // stress + ASan builds only (alloc/poison.h)
+  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, bytes);
+  // Objects allocated while marking are black (INV-MARK-2). No stop of the world can come
+  // between this load and the publication below: a mark start that comes after marks the
+  // rest of the run itself (blacken_runs).
+  if (__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0) {
+    s->mark_range(first, n);
+    t->black_bytes += bytes;
+  }
+  // Release: the cleared slots (and their heap bits, uniform or written before each slot
+  // is handed out) are visible before a marker may treat them as allocated (INV-SPAN-3);
+  // this also orders the clearing before the caller publishes a pointer on weakly ordered
+  // CPUs.
+  s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
+  t->cache.run[sc] = mcache::Run{p, p + bytes, span_class_noscan(sc) ? nullptr : kNoRunType, s->elemsize};
+  // The sample is the object this allocation returns (the first of the new span).
+  if (refilled && t->cache.sample_bytes >= int64_t(kSampleBytes))
+    sample_allocation(t, s, p, type || span_class_noscan(sc) ? type : conservative_type(), size);
   return true;
 }
-static_assert(inline_zeroed_classes_are_16_byte_multiples(), "zero_small_slot stores 16 B at a time");
-inline void zero_small_slot(uintptr_t p, uint32_t n) {
-  if (n == 8) {
-    *reinterpret_cast<uint64_t*>(p) = 0;
-    return;
-  }
-  using V = long long __attribute__((vector_size(16)));
-  for (uintptr_t q = p, end = p + n; q < end; q += 16) {
-    asm("" : "+r"(q));  // keeps the compiler from turning the loop into memset or rep stos
-    *reinterpret_cast<V*>(q) = V{0, 0};
-  }
-}
 
-// Everything after a slot has been taken, for every case: clearing, the pointer map, the
-// allocate-black mark, publication.
-// type: nullptr for gc_alloc(n, NULL) (the conservative type).
-[[gnu::noinline]] void* finish_small(mspan* s, uint32_t idx, const gc_type* type, bool noscan) {
-  if (!type) type = conservative_type();
-  uintptr_t p = s->object_base(idx);
-  unpoison_for_reuse(p, s->elemsize);  // stress + ASan builds only (alloc/poison.h)
-  if (s->needzero) {
-    if (s->elemsize <= kInlineZeroMax) zero_small_slot(p, s->elemsize);
-    else memset(reinterpret_cast<void*>(p), 0, s->elemsize);
-  }
-  if (!noscan) {
-    if (s->heap_bits) s->set_heap_bits(idx, type->tile64);
-    else __atomic_store_n(&s->obj_types[idx], type, __ATOMIC_RELAXED);  // see mspan.h
-  }
-  publish(s, idx);
-  return reinterpret_cast<void*>(p);
-}
-
-// The cached span is full (or there is none): refill, then finish.
-// The span class is computed again here rather than passed: one register fewer live across
-// the fast path (which then needs no callee-saved register).
+// The fast path could not hand out an object of class sc: its run is used up, or the object
+// needs its pointer bits recorded (a scan object of another type than the run's). Takes a
+// new run if needed, hands out its next slot and records the slot's type.
 [[gnu::noinline]] void* alloc_small_slow(ThreadState* t, size_t size, const gc_type* type,
                                          bool noscan) {
   SpanClass sc = make_span_class(size_to_class(size), noscan);
-  if (!noscan && !type) type = conservative_type();
-  int64_t idx;
-  mspan* s = refill_slow(t, sc, type, size, &idx);
-  if (!s) return out_of_memory(size);
-  return finish_small(s, static_cast<uint32_t>(idx), type, noscan);
+  mcache::Run& r = t->cache.run[sc];
+  if (r.next >= r.end && !take_run(t, sc, type, size)) return out_of_memory(size);
+  uintptr_t p = r.next;
+  r.next = p + r.size;
+  if (noscan) return reinterpret_cast<void*>(p);
+  const gc_type* ty = type ? type : conservative_type();
+  mspan* s = t->cache.alloc[sc];
+  uint32_t idx = s->object_index(p);
+  if (s->heap_bits) {
+    s->set_heap_bits(idx, ty->tile64);
+    // While the span's bits stay uniform and this type's, its next objects need no write.
+    // (A 64-word pattern may equal a state's value, kHeapBitsMixed: INV-SPAN-4.)
+    uint64_t u = s->uniform_bits.load(std::memory_order_relaxed);
+    r.type = u < kHeapBitsUnset && u == (ty->tile64 & s->obj_word_mask) ? type : kNoRunType;
+  } else {
+    // Relaxed: see mspan.h. The slot is already published, but zero-filled: a marker that
+    // reads the type before this store scans zeros (or, while marking, never scans the
+    // slot: it was marked black when its run was taken).
+    __atomic_store_n(&s->obj_types[idx], ty, __ATOMIC_RELAXED);
+  }
+  return reinterpret_cast<void*>(p);
 }
 
-// The fast path makes no call except as its last act (a tail call), so the compiler needs
-// no stack frame and no callee-saved register for it: a slot from the cached span, then,
-// in the common case (no mark running, a slot of at most kInlineZeroMax bytes, and for a
-// scan slot pointer bits equal to the span's uniform bits, INV-SPAN-4), the clearing and
-// the publication inline. Anything else goes to finish_small.
+// The fast path: hands out the next slot of the class's run (mcache::Run), which is
+// already cleared, published and, during a mark, black. A scan object also needs the
+// run's type (no pointer bits to write). Anything else goes to alloc_small_slow, which the
+// fast path calls as its last act (a tail call: no stack frame).
 inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
-  uint32_t cls = size_to_class(size);
-  SpanClass sc = make_span_class(cls, noscan);
-  mspan* s = t->cache.alloc[sc];
-  int64_t idx = s->next_free_fast();
-  if (__builtin_expect(idx < 0, 0)) return alloc_small_slow(t, size, type, noscan);
-  uint32_t i = static_cast<uint32_t>(idx);
-  uint32_t n = s->elemsize;
-  // n <= kInlineZeroMax < 512: a scan span has heap bits, and uniform_bits is a pattern or
-  // a state that no masked pattern equals. A NULL type is the conservative one: all pointers.
-  bool same_bits = noscan || ((type ? type->tile64 : ~uint64_t{0}) & s->obj_word_mask) ==
-                                 s->uniform_bits.load(std::memory_order_relaxed);
-  if (TRICOLOR_STRESS || n > kInlineZeroMax || !same_bits ||
-      __atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0)
-    return finish_small(s, i, type, noscan);
-  uintptr_t p = s->start + uintptr_t(i) * n;
-  if (s->needzero) zero_small_slot(p, n);
-  // Release: as in publish (INV-SPAN-3).
-  s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
-  return reinterpret_cast<void*>(p);
+  SpanClass sc = make_span_class(size_to_class(size), noscan);
+  mcache::Run& r = t->cache.run[sc];
+  uintptr_t p = r.next;
+  const gc_type* key = noscan ? nullptr : type;
+  if (__builtin_expect(p < r.end && key == r.type, 1)) {
+    r.next = p + r.size;
+    return reinterpret_cast<void*>(p);
+  }
+  return alloc_small_slow(t, size, type, noscan);
 }
 
 // Clears a large object's span before it is published. Clearing megabytes takes a

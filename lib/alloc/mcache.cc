@@ -15,6 +15,7 @@ mspan* empty_span() { return &g_empty_span; }
 AllocCounters& alloc_counters() { return g_counters; }
 
 void mcache::init() {
+  for (auto& r : run) r = Run{};
   for (auto& s : alloc) s = &g_empty_span;
   tiny = tiny_offset = 0;
   tiny_allocs = 0;
@@ -53,9 +54,30 @@ mspan* mcache::refill(SpanClass sc) {
   return s;
 }
 
-void mcache::release_all() {
+uint64_t mcache::blacken_runs() {
+  uint64_t bytes = 0;
+  for (int sc = 0; sc < kNumSpanClasses; sc++) {
+    Run& r = run[sc];
+    if (r.next >= r.end) continue;
+    mspan* s = alloc[sc];
+    uint32_t first = s->object_index(r.next);
+    s->mark_range(first, s->freeindex - first);
+    bytes += r.end - r.next;
+  }
+  return bytes;
+}
+
+uint64_t mcache::release_all(bool give_back) {
+  uint64_t given = 0;
   for (int sc = 0; sc < kNumSpanClasses; sc++) {
     mspan* s = alloc[sc];
+    Run& r = run[sc];
+    if (give_back && r.next < r.end) {
+      TRICOLOR_CHECK(s->object_base(s->freeindex) == r.end, "a run ends at its span's freeindex");
+      s->give_back_run(s->object_index(r.next));
+      given += r.end - r.next;
+    }
+    r = Run{};
     if (s == &g_empty_span) continue;
     sample_bytes -= int64_t(account_uncache(s));
     heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
@@ -64,6 +86,7 @@ void mcache::release_all() {
   tiny = tiny_offset = 0;
   g_counters.tiny_allocs.fetch_add(tiny_allocs, std::memory_order_relaxed);
   tiny_allocs = 0;
+  return given;
 }
 
 }  // namespace tricolor::internal

@@ -9,7 +9,28 @@
 
 namespace tricolor::internal {
 
+// A scan run's `type` when no type may skip the heap-bits write (never a gc_type address).
+inline const gc_type* const kNoRunType = reinterpret_cast<const gc_type*>(uintptr_t{1});
+
 struct mcache {
+  // The allocation run of a span class: slots [next, end) of the cached span, taken from it
+  // ahead of the allocations (mspan::take_run) and made ready for them at once: cleared,
+  // published to the markers (freeindex_for_scan past them), marked if a mark is running
+  // (allocate-black; a run that a mark start finds is marked then, blacken_runs). The fast
+  // path of gc_alloc hands out `next` and adds `size`: no span state, no per-object check
+  // of the phase. A scan run also holds the one type whose objects need no heap-bits write
+  // (the span's uniform bits are that type's, INV-SPAN-4; NULL stands for gc_alloc's
+  // conservative type), kNoRunType when every object needs one; a noscan run holds NULL.
+  // Until handed out, a run's slots count as allocated objects of zero words (gc_base
+  // finds them; a conservative pointer marks them): Go's freeIndexForScan moves a slot at a
+  // time, this moves a run at a time.
+  struct Run {
+    uintptr_t next = 0;
+    uintptr_t end = 0;
+    const gc_type* type = nullptr;
+    uintptr_t size = 0;
+  };
+  Run run[kNumSpanClasses];
   mspan* alloc[kNumSpanClasses];  // never null: the empty dummy span when nothing cached
   uintptr_t tiny = 0;             // current 16 B tiny block (a heap object) or 0
   uintptr_t tiny_offset = 0;
@@ -25,8 +46,13 @@ struct mcache {
   // heap cannot supply one (memory limit or OS).
   mspan* refill(SpanClass sc);
   // Returns every cached span to its mcentral and flushes counters (world stopped or
-  // the owning thread).
-  void release_all();
+  // the owning thread). give_back: the runs' slots not handed out are given back to their
+  // spans (mspan::give_back_run; the world stopped or no mark running); otherwise they stay
+  // allocated, zero-filled, until a sweep frees them. Returns the bytes given back.
+  uint64_t release_all(bool give_back);
+  // Marks the slots of every run not handed out yet (allocate-black for the objects it
+  // will hand out during the mark): at mark start, world stopped. Returns their bytes.
+  uint64_t blacken_runs();
 };
 
 // The empty span every mcache slot points to when it caches nothing: its alloc_cache is 0

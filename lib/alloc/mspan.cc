@@ -1,6 +1,7 @@
 // mspan: allocation bits, heap bits, initialisation. See mspan.h.
 #include "alloc/mspan.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "alloc/types.h"
@@ -32,6 +33,39 @@ int64_t mspan::next_free_index() {
     refill_alloc_cache(freeindex);
   }
   return -1;
+}
+
+uint32_t mspan::take_run(uint32_t max, uint32_t* first) {
+  int64_t idx = next_free_index();
+  if (idx < 0) return 0;
+  *first = static_cast<uint32_t>(idx);
+  uint32_t n = 1;
+  // next_free_index left alloc_cache holding the slots from freeindex to the end of its
+  // word (bits past the word are 0, so a run stops there until the next word is loaded).
+  while (n < max && freeindex < nelems) {
+    uint64_t inv = ~alloc_cache;
+    uint32_t ones = inv == 0 ? 64 : static_cast<uint32_t>(__builtin_ctzll(inv));
+    uint32_t k = std::min({ones, max - n, nelems - freeindex});
+    if (k == 0) break;
+    alloc_cache = k == 64 ? 0 : alloc_cache >> k;
+    freeindex += k;
+    alloc_count += k;
+    n += k;
+    if (freeindex % 64 != 0) break;  // an allocated slot, or max or nelems reached
+    if (freeindex < nelems) refill_alloc_cache(freeindex);
+  }
+  return n;
+}
+
+void mspan::give_back_run(uint32_t first) {
+  uint32_t n = freeindex - first;
+  alloc_count -= n;
+  freeindex = first;
+  refill_alloc_cache(first);
+  // Release: as every publication of freeindex_for_scan. With no marker running, no one
+  // holds the old value.
+  freeindex_for_scan.store(first, std::memory_order_release);
+  for_each_bit_word(first, n, [&](uint32_t w, uint64_t m) { __atomic_fetch_and(&mark_bits[w], ~m, __ATOMIC_RELAXED); });
 }
 
 void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t sweepgen) {

@@ -43,6 +43,7 @@
 // survives a cycle change in practice; the state is kept so the table holds as in Go.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -110,7 +111,7 @@ struct alignas(64) mspan {
   // them up only when this is not 0, so a span without one costs one load.
   uint32_t nsampled = 0;
   uint64_t alloc_cache = 0;
-  // Published after a slot is zeroed and its heap bits written (INV-SPAN-3). Read by the
+  // Published after the slots below it are zeroed, a run at a time (INV-SPAN-3). Read by the
   // markers (is_free) and written by each allocation: a line of its own, so that a marker's
   // read does not cost the allocator a miss on the line of freeindex and alloc_cache.
   alignas(64) std::atomic<uint32_t> freeindex_for_scan{0};
@@ -156,23 +157,32 @@ struct alignas(64) mspan {
     alloc_cache = ~w >> (index % 64);
   }
 
-  // The fast path of allocation (Go's nextFreeFast): a few instructions, no call.
-  // Returns the slot index or -1 when the cache needs a refill or the span is full.
-  int64_t next_free_fast() {
-    uint64_t cache = alloc_cache;
-    if (cache == 0) return -1;
-    uint32_t bit = static_cast<uint32_t>(__builtin_ctzll(cache));
-    uint32_t result = freeindex + bit;
-    if (result >= nelems) return -1;
-    uint32_t next = result + 1;
-    if (next % 64 == 0 && next != nelems) return -1;  // the cache must be reloaded
-    alloc_cache = cache >> bit >> 1;  // two shifts: a shift by 64 would be a no-op
-    freeindex = next;
-    alloc_count++;
-    return result;
-  }
-  // The slow half: scans alloc bits for the next free slot from freeindex; -1 if full.
+  // Takes the next free slot from freeindex on (Go's nextFreeIndex); -1 if the span is full.
   int64_t next_free_index();
+  // Takes the next free slot and the free slots that follow it without a gap, at most
+  // `max` in all: the mcache's allocation run (mcache.h). *first is the first slot; returns
+  // how many were taken, 0 if the span is full. The slots are allocated as far as the span
+  // is concerned (below freeindex, counted in alloc_count: INV-SPAN-1/2 hold).
+  uint32_t take_run(uint32_t max, uint32_t* first);
+  // Gives back the run [first, freeindex) taken last and not handed out: freeindex,
+  // alloc_count, alloc_cache and freeindex_for_scan as before take_run, mark bits of the
+  // slots cleared. The owner, with the world stopped or no mark running.
+  void give_back_run(uint32_t first);
+  // Mark bits of slots [first, first + n): allocate-black for a whole run (atomic OR:
+  // markers set bits of other slots of the same words).
+  void mark_range(uint32_t first, uint32_t n) {
+    // Relaxed: as try_mark.
+    for_each_bit_word(first, n, [&](uint32_t w, uint64_t m) { __atomic_fetch_or(&mark_bits[w], m, __ATOMIC_RELAXED); });
+  }
+  // Calls fn(word, mask) for each bitmap word holding bits of slots [first, first + n).
+  template <class F>
+  static void for_each_bit_word(uint32_t first, uint32_t n, F fn) {
+    for (uint32_t i = first, end = first + n; i < end;) {
+      uint32_t k = std::min(end - i, 64 - i % 64);
+      fn(i / 64, (k == 64 ? ~uint64_t{0} : (uint64_t{1} << k) - 1) << (i % 64));
+      i += k;
+    }
+  }
 
   // Heap bits (pointer map) of a small scan span with elemsize <= 512.
   // An object of w <= 64 words starts at bit idx*w and covers at most two bitmap words.

@@ -358,8 +358,10 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   stacks_begin_cycle(cycle);
   // Tiny blocks are heap objects referenced from off-heap mcaches (Go's gcMarkTinyAllocs).
   GcWork w;
+  // The objects the allocation runs will hand out are allocated black.
   for_each_thread_stopped([&](ThreadState* t) {
     if (t->cache.tiny) grey_pointer(t->cache.tiny, w);
+    t->black_bytes += t->cache.blacken_runs();
     t->assist_bytes.store(0, std::memory_order_relaxed);
   });
   w.dispose();
@@ -425,7 +427,10 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   run_retention_probe();                      // tests: what keeps an object (checkmark.h)
   ct.heap_end = heap_live();
   for_each_thread_stopped([&ms](ThreadState* t) {
-    t->cache.release_all();
+    // The runs' slots not handed out were counted black (taken during the mark, or marked
+    // at its start): they are free again.
+    uint64_t unused = t->cache.release_all(/*give_back=*/true);
+    t->black_bytes -= std::min(unused, t->black_bytes);
     t->assist_bytes.store(0, std::memory_order_relaxed);
     ms.bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);
     t->black_bytes = 0;

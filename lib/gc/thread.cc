@@ -150,7 +150,7 @@ void detach_all_for_shutdown() {
   std::lock_guard<std::mutex> g(g_threads.lock);
   while (ThreadState* t = g_threads.head) {
     g_threads.head = t->next;
-    t->cache.release_all();
+    t->cache.release_all(/*give_back=*/false);
     stack_unregister(&t->stack);
     if (t == tls_thread) tls_thread = nullptr;
     delete t;
@@ -207,7 +207,10 @@ void gc_thread_detach(void) {
   gc_blocking_begin();
   {
     std::lock_guard<std::mutex> g(g_threads.lock);
-    t->cache.release_all();
+    // The runs' slots go back to their spans unless a mark runs (a stop of the world holds
+    // this lock, so the phase holds still): then markers may be reading the spans, and the
+    // slots, marked black, stay allocated until the next cycle's sweep.
+    t->cache.release_all(/*give_back=*/__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) == 0);
     flush_wbuf(t);
     // Relaxed: read at mark termination, which holds this lock.
     mark_state().bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);

@@ -10,6 +10,8 @@
 #include "alloc/mheap.h"
 #include "alloc/sizeclasses.h"
 #include "gc/collector.h"
+#include "alloc/types.h"
+#include "gc/mark.h"
 #include "support/heap.h"
 #include "tricolor/gc.h"
 
@@ -254,4 +256,52 @@ TEST_CASE("a span keeps one pointer layout without its bitmap and fills it for a
   CHECK(big.read_heap_bits(0) == ~uint64_t{0});
   CHECK(big.read_heap_bits(1) == kHeapBitsUnset);
   span_release_bits(&big);
+}
+
+// Through gc_alloc: a run (mcache::Run) hands out objects without writing their pointer
+// bits only while the span's uniform bits are the type's. A 64-word span always uses its
+// bitmap (its state value kHeapBitsMixed is also the all-pointer pattern), so each of its
+// objects gets its bits written, conservative ones in a row included.
+TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitmap spans",
+          "[alloc][types]") {
+  ensure_heap();
+  size_t word0 = 0;
+  // A pointer in word 0 of every two (the type tiles an object larger than it).
+  const gc_type* one = gc_type_new("EveryOtherWord", 16, &word0, 1);
+  REQUIRE(one != nullptr);
+  for (size_t size : {size_t{32}, size_t{256}, size_t{512}}) {
+    uint32_t words = uint32_t(size / 8);
+    uint64_t all = words == 64 ? ~uint64_t{0} : (uint64_t{1} << words) - 1;
+    std::vector<std::pair<void*, uint64_t>> objs;
+    // Conservative (all pointers) and typed objects, two of each in a row, across several
+    // runs of the class.
+    for (int i = 0; i < 64; i++) {
+      bool conservative = i % 4 < 2;
+      void* p = gc_alloc(size, conservative ? nullptr : one);
+      REQUIRE(p != nullptr);
+      objs.emplace_back(p, conservative ? all : one->tile64 & all);
+    }
+    for (auto& [p, want] : objs) {
+      ObjRef r;
+      REQUIRE(find_object(reinterpret_cast<uintptr_t>(p), &r));
+      INFO("size " << size << ", slot " << r.idx);
+      REQUIRE(r.span->read_heap_bits(r.idx) == want);
+    }
+  }
+}
+
+// The statistics count the objects handed out, not the slots a run takes ahead of them:
+// mark termination gives a run's unused slots back to their span.
+TEST_CASE("the allocation counters count objects handed out and runs give their rest back",
+          "[alloc][verify]") {
+  ensure_heap();
+  gc_collect();
+  gc_stats a, b;
+  gc_read_stats(&a);
+  for (int i = 0; i < 10; i++) REQUIRE(gc_alloc(48, nullptr) != nullptr);
+  for (int i = 0; i < 7; i++) REQUIRE(gc_alloc_noscan(200) != nullptr);
+  gc_collect();
+  gc_read_stats(&b);
+  CHECK(b.mallocs - a.mallocs == 17);
+  REQUIRE(verify_heap(false) == 0);
 }

@@ -164,6 +164,47 @@ TEST_CASE("with the barrier on a store shades the old and the new value", "[gc][
   }
 }
 
+// Allocate-black through the allocation runs (mcache::Run): a run taken before the mark
+// is marked for what it has left when the mark starts, a run taken during the mark is
+// marked whole, and at mark termination the slots no object got go back to the span.
+TEST_CASE("objects handed out during a mark are black from runs taken before and during it",
+          "[gc][barrier][alloc]") {
+  ensure_heap();
+  gc_collect();  // no cycle in flight; every run given back
+  const SpanClass sc = make_span_class(size_to_class(sizeof(Obj)), false);
+  const mcache::Run& r = current_thread()->cache.run[sc];
+  Obj* before = new_obj(1);
+  while (r.end - r.next < 2 * sizeof(Obj)) before = new_obj(1);  // a run with room left
+  const uintptr_t left_from = r.next, left_to = r.end;
+  uintptr_t before_h = hide(before);
+  before = nullptr;
+  test_set_hold(true);
+  test_start_cycle();
+  REQUIRE(__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) == 1);
+  Obj* during = new_obj(2);
+  REQUIRE(reinterpret_cast<uintptr_t>(during) == left_from);  // the old run's next slot
+  CHECK(test_is_marked(during));
+  CHECK(!marked_h(before_h));  // allocated before the mark: white until traced
+  // Use the old run up and take new ones during the mark: every object is black.
+  int white = 0;
+  std::vector<uintptr_t> late;
+  while (late.size() < 600 || r.next == r.end) {
+    Obj* o = new_obj(3);
+    white += !test_is_marked(o);
+    late.push_back(hide(o));
+  }
+  CHECK(white == 0);
+  const uintptr_t unused = r.next;  // a slot of the last run that no object got
+  CHECK(test_is_marked(reinterpret_cast<void*>(unused)));
+  test_set_hold(false);
+  test_wait_cycle_done();
+  CHECK(r.next == 0);  // the runs were given back at mark termination...
+  CHECK(gc_base(reinterpret_cast<void*>(unused)) == nullptr);  // ...and their slots freed
+  CHECK(gc_base(reinterpret_cast<void*>(left_to - sizeof(Obj))) != nullptr);  // handed out
+  REQUIRE(verify_heap(false) == 0);
+  REQUIRE(verify_failures() == 0);
+}
+
 TEST_CASE("a white object stored into a black one survives (insertion half)", "[gc][barrier]") {
   ensure_heap();
   gc_add_root(g_roots, sizeof g_roots);
