@@ -324,6 +324,13 @@ void mark_worker_loop() {
   }
 }
 
+// Ragged write-barrier flushes before a mark termination (run_cycle): how many per cycle,
+// and how long one waits for the running threads to reach a safepoint (a thread that does
+// not is flushed in the pause).
+inline constexpr int kRaggedFlushes = 3;
+std::atomic<int> g_pause_wbuf_entries{0};  // test_pause_wbuf_entries
+inline constexpr uint64_t kRaggedFlushWaitNs = 500000;
+
 // Step 1-2: sweep termination (world stopped), then the mark phase is on.
 void start_mark(uint32_t cycle, CycleTimes& ct) {
   uint64_t sweep_cpu0 = thread_cpu_ns();
@@ -382,7 +389,12 @@ bool try_finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t* t0) {
   stop_the_world("mark termination");
   auto& ms = mark_state();
   ms.busy.fetch_add(1, std::memory_order_seq_cst);
-  for_each_thread_stopped([](ThreadState* t) { flush_wbuf(t); });
+  int entries = 0;
+  for_each_thread_stopped([&entries](ThreadState* t) {
+    entries += t->wbuf.n;
+    flush_wbuf(t);
+  });
+  g_pause_wbuf_entries.store(entries, std::memory_order_relaxed);
   GcWork w;
   scan_roots(w);
   w.dispose();
@@ -510,6 +522,7 @@ void run_cycle(CycleReason reason, bool user_waits) {
   }
   g_cv.notify_all();
   uint64_t warn_at = monotonic_ns() + kStopWarnNs;
+  int ragged_flushes = 0;
   for (;;) {
     if (g_test_hold.load(std::memory_order_acquire)) {
       std::unique_lock<std::mutex> g(g_mu);
@@ -536,6 +549,19 @@ void run_cycle(CycleReason reason, bool user_waits) {
         ms.busy.fetch_sub(1, std::memory_order_seq_cst);
         g_worker_cv.notify_all();
         continue;
+      }
+      // Go's gcMarkDone: every running thread flushes its write-barrier buffer first (a
+      // ragged barrier, the world running), so the mark termination pause does not grey
+      // up to 512 pointers per thread. If that greyed anything, it is marked concurrently
+      // before the world stops (at most kRaggedFlushes times: a mutator that keeps
+      // overwriting white pointers must not hold the cycle off).
+      if (ragged_flushes < kRaggedFlushes) {
+        ragged_flushes++;
+        flush_write_buffers_ragged(kRaggedFlushWaitNs);
+        if (!ms.queue.empty() || ms.busy.load(std::memory_order_seq_cst) != 0) {
+          g_worker_cv.notify_all();
+          continue;
+        }
       }
       uint64_t t0;
       if (try_finish_mark(cycle, ct, &t0)) {
@@ -937,6 +963,7 @@ uint64_t test_cycles_swept() {
   return g_cycles_swept;
 }
 uint64_t test_fractional_mark_ns() { return g_frac_total_ns.load(std::memory_order_relaxed); }
+int test_pause_wbuf_entries() { return g_pause_wbuf_entries.load(std::memory_order_relaxed); }
 
 void test_set_hold(bool on) {
   g_test_hold.store(on, std::memory_order_release);

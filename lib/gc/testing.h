@@ -50,6 +50,9 @@ void test_request_background_cycle();
 // Time the scheduler's P's have spent marking at their span refills (fractional_mark),
 // since gc_init.
 uint64_t test_fractional_mark_ns();
+// Write-barrier buffer entries the last mark termination attempt flushed with the world
+// stopped (those the ragged flush before it did not take).
+int test_pause_wbuf_entries();
 // The last cycle whose sweep is known finished (by the background sweeper or a waiter).
 uint64_t test_cycles_swept();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the

@@ -30,6 +30,7 @@ ThreadRegistry g_threads;
 std::atomic<bool> g_stw_requested{false};
 std::atomic<uint64_t> g_stop_warn_ns{kStopWarnNs};  // set_stop_warn_ns (gc/testing.h)
 std::atomic<uint64_t> g_unpark_delay_ns{0};        // test_set_unpark_delay (gc/testing.h)
+std::atomic<uint32_t> g_flush_epoch{0};            // flush_write_buffers_ragged
 std::mutex g_stw_mu;                 // guards the waits below
 std::condition_variable& g_stw_cv = *new std::condition_variable;  // leaked: waited on at exit — threads wait here for the world to restart
 std::condition_variable& g_stopped_cv = *new std::condition_variable;  // leaked: waited on at exit — the collector waits here for threads to stop
@@ -142,8 +143,37 @@ void safepoint_slow(ThreadState* t, bool may_yield) {
   uint32_t req = __atomic_load_n(&tricolor_poll_request, __ATOMIC_SEQ_CST);
   if ((req & kPollStopTheWorld) && g_stw_requested.load(std::memory_order_seq_cst)) park_for_stw(t);
   if ((req & kPollStackScan) && !test_hold_on()) scan_own_stack(t);
+  if (req & kPollFlush) {
+    uint32_t e = g_flush_epoch.load(std::memory_order_acquire);
+    if (t->flushed_epoch.load(std::memory_order_relaxed) != e) {
+      flush_wbuf(t);
+      t->flushed_epoch.store(e, std::memory_order_release);
+    }
+  }
   if ((req & kPollPreempt) && may_yield) sched_safepoint();
   if (req & kPollStress) stress_safepoint(t);
+}
+
+void flush_write_buffers_ragged(uint64_t max_wait_ns) {
+  uint32_t e = g_flush_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  poll_set(kPollFlush);
+  {
+    // The registry lock keeps the ThreadStates alive; a thread that attaches or detaches
+    // meanwhile waits (detach marks itself blocking first, so it is not waited for).
+    std::lock_guard<std::mutex> g(g_threads.lock);
+    uint64_t t0 = monotonic_ns();
+    for (ThreadState* t = g_threads.head; t; t = t->next) {
+      // Acquire: pairs with the thread's release store after its flush (its greys are in
+      // the work queue when the controller looks at the queue next).
+      while (t->flushed_epoch.load(std::memory_order_acquire) != e &&
+             t->status.load(std::memory_order_seq_cst) == ThreadStatus::kRunning) {
+        uint64_t now = monotonic_ns();
+        if (now - t0 > max_wait_ns) break;
+        spin_or_yield(t0, now);
+      }
+    }
+  }
+  poll_clear(kPollFlush);
 }
 
 void detach_all_for_shutdown() {

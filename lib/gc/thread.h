@@ -62,11 +62,20 @@ struct ThreadState {
   // MarkState::bytes_allocated_black with the world stopped at mark termination, or at
   // detach. Owner only, except with the world stopped.
   uint64_t black_bytes = 0;
+  // The last ragged flush (flush_write_buffers_ragged) this thread took part in: stored by
+  // the thread after it flushed its write-barrier buffer at a safepoint (release).
+  std::atomic<uint32_t> flushed_epoch{0};
   uint64_t attach_ns = 0;
   ThreadState* next = nullptr;   // registry links (registry lock)
   ThreadState* prev = nullptr;
   char name[40] = {};
 };
+
+// Go's gcMarkDone ragged barrier: asks every running thread to flush its write-barrier
+// buffer at its next safepoint (kPollFlush) and waits for them, at most `max_wait_ns`, so
+// that mark termination finds the buffers nearly empty and its pause does not grey their
+// contents. Threads in a blocking region keep their buffers for the pause. The world runs.
+void flush_write_buffers_ragged(uint64_t max_wait_ns);
 
 // Pins the calling fiber to its thread while in scope (ThreadState::locks).
 struct ThreadPin {

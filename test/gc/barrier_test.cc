@@ -205,6 +205,36 @@ TEST_CASE("objects handed out during a mark are black from runs taken before and
   REQUIRE(verify_failures() == 0);
 }
 
+// Go's gcMarkDone ragged barrier: a running thread flushes its write-barrier buffer at a
+// safepoint before the world stops, so the mark termination pause greys nothing of it.
+TEST_CASE("running threads flush their barrier buffers before mark termination stops the world",
+          "[gc][barrier]") {
+  ensure_heap();
+  gc_collect();
+  test_set_hold(true);
+  test_start_cycle();
+  std::atomic<int> buffered{-1};
+  std::atomic<bool> stop{false};
+  std::thread th([&] {
+    gc_thread_attach();
+    Obj* o = new_obj(1);
+    for (int i = 0; i < 100; i++) gc_write_ptr(&o->a, new_obj(uint64_t(i)));
+    buffered = current_thread()->wbuf.n;
+    while (!stop.load()) gc_safepoint();  // running, reaching safepoints
+    gc_thread_detach();
+  });
+  while (buffered.load() < 0) std::this_thread::yield();
+  CHECK(buffered.load() >= 100);  // the new values at least (the old ones are null but one)
+  test_set_hold(false);
+  test_wait_cycle_done();
+  CHECK(test_pause_wbuf_entries() == 0);
+  stop = true;
+  gc_blocking_begin();
+  th.join();
+  gc_blocking_end();
+  REQUIRE(verify_failures() == 0);
+}
+
 TEST_CASE("a white object stored into a black one survives (insertion half)", "[gc][barrier]") {
   ensure_heap();
   gc_add_root(g_roots, sizeof g_roots);
