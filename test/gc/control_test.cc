@@ -84,9 +84,11 @@ TEST_CASE("a churn loop keeps the heap near its goal over many cycles", "[gc][pa
   // goal plus the spans cached per class.
   // Sanitizer builds get more room: their instrumented markers, beside a second test
   // process on two CPUs, can leave a mark phase long enough for the black allocation to
-  // take the goal to 36 MiB (seen once in CI under ASan); the normal build keeps the tight
-  // bound, which is what caught the first-cycle overshoot of the assist ratio.
-  const uint64_t slack = kSanitizerScale > 1 ? (40u << 20) : (26u << 20);
+  // take the goal to 36 MiB (seen once in CI under ASan). The normal build alone stays at
+  // 22-23 MiB; beside the torture tests (meson runs two tests at once on two CPUs) CI saw
+  // 29.8 MiB once, so its bound is 32 MiB, still below what the first-cycle overshoot of
+  // the assist ratio produced (35 MiB, the bug this bound caught, commit 1e4eea4).
+  const uint64_t slack = kSanitizerScale > 1 ? (40u << 20) : (32u << 20);
   REQUIRE(max_goal <= 2 * base.heap_marked + slack);
   REQUIRE(max_inuse <= max_goal * 3 / 2 + (4 << 20) + (base.heap_inuse - base.heap_marked));
   uint64_t n = 0;
