@@ -281,6 +281,7 @@ void mark_worker_loop() {
     uint64_t cpu0 = thread_cpu_ns();
     uint64_t mark_start = g_mark_start_ns.load(std::memory_order_acquire);
     uint64_t cpu_start = cpu0;
+    uint64_t cpu_counted = cpu0;  // g_worker_cpu_ns has this thread's CPU up to here
     while (g_phase.load(std::memory_order_acquire) == Phase::kMark && !world_stopped()) {
       if (g_test_hold.load(std::memory_order_acquire)) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -294,10 +295,17 @@ void mark_worker_loop() {
         std::unique_lock<std::mutex> g(g_worker_mu);
         g_worker_cv.wait_for(g, std::chrono::milliseconds(1));
         mark_start = monotonic_ns();  // the share counts from here
-        cpu_start = thread_cpu_ns();
+        cpu_start = cpu_counted = thread_cpu_ns();
         continue;
       }
       int64_t n = background_slice();
+      // The marking CPU is counted slice by slice: counted once at the end of the loop,
+      // which ends when the world stops, it came after the controller had read the sum at
+      // mark termination, and gctrace and the pacer's utilisation (consMark) saw
+      // almost none of the workers' marking.
+      uint64_t cpu_now = thread_cpu_ns();
+      g_worker_cpu_ns.fetch_add(cpu_now - cpu_counted, std::memory_order_relaxed);
+      cpu_counted = cpu_now;
       if (n < 0) break;  // the world is stopping
       if (n == 0) {
         g_cv.notify_all();  // the controller may be waiting for termination
@@ -315,7 +323,6 @@ void mark_worker_loop() {
         }
       }
     }
-    g_worker_cpu_ns.fetch_add(thread_cpu_ns() - cpu0, std::memory_order_relaxed);
     // Wait until the phase leaves kMark before looking again.
     std::unique_lock<std::mutex> g(g_worker_mu);
     g_worker_cv.wait_for(g, std::chrono::milliseconds(1), [] {
