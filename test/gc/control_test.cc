@@ -440,3 +440,54 @@ TEST_CASE("threads allocate and mutate graphs while cycles run back to back", "[
   REQUIRE(num_gc() - a >= 3);
   REQUIRE(verify_failures() == 0);
 }
+
+// The collector's CPU time (gc_cpu_ns, gctrace, the pacer's utilisation) counts what the
+// mark workers do. The one mutator spins through safepoints without allocating (no assist)
+// while a background cycle marks a long list: the marking is the workers' (the controller
+// only scans the roots and parked stacks), so a good part of the process's CPU over the
+// cycle must show up in gc_cpu_ns. Almost none did when the workers added their time as
+// their loop ended, which is when the world stops, after the controller had read the sum.
+TEST_CASE("gc_cpu_ns counts the mark workers' time", "[gc][stats]") {
+  ensure_heap();
+  static void* hold[1];
+  gc_add_root(hold, sizeof hold);
+  const int cells = 1 << 20;  // 32 MiB of list cells to trace
+  on_fresh_thread([&] {
+    Cell* head = nullptr;
+    for (int i = 0; i < cells; i++) {
+      auto* c = static_cast<Cell*>(gc_alloc(sizeof(Cell), cell_type()));
+      c->value = uint64_t(i);
+      c->check = ~uint64_t(i);
+      gc_write_ptr(&c->next, head);
+      head = c;
+    }
+    gc_write_ptr(&hold[0], head);
+  });
+  gc_collect();  // what was allocated is swept; the next cycle only marks
+  gc_stats a, b;
+  gc_read_stats(&a);
+  timespec t0, t1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+  test_request_background_cycle();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    for (int i = 0; i < 1000; i++) gc_alloc_noscan(64);
+    gc_read_stats(&b);
+  } while (b.num_gc == a.num_gc && std::chrono::steady_clock::now() < deadline);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+  REQUIRE(b.num_gc > a.num_gc);
+  uint64_t process = uint64_t(t1.tv_sec - t0.tv_sec) * 1000000000u + uint64_t(t1.tv_nsec) -
+                     uint64_t(t0.tv_nsec);
+  // gc_cpu_ns counts a pause as the whole machine's (Go's convention: pause x procs), and
+  // debug builds run the heap verifier in the pause: take the pauses and the assists out,
+  // what is left is the workers' and the controller's marking.
+  uint64_t gc = b.gc_cpu_ns - a.gc_cpu_ns, assist = b.assist_ns - a.assist_ns;
+  uint64_t pauses = b.pause_total_ns - a.pause_total_ns;
+  uint64_t background = gc - assist - std::min(gc - assist, pauses * uint64_t(configured_procs()));
+  uint64_t outside_pauses = process - std::min(process, pauses);
+  INFO("process CPU " << process / 1000 << " us, gc_cpu_ns " << gc / 1000 << " us, assists "
+       << assist / 1000 << " us, pauses " << pauses / 1000 << " us");
+  CHECK(background * 5 >= outside_pauses);
+  hold[0] = nullptr;
+  gc_remove_root(hold);
+}
