@@ -5,6 +5,7 @@
 #include <new>
 
 #include "alloc/poison.h"
+#include "gc/thread.h"
 #include "trace/log.h"
 
 namespace tricolor::internal {
@@ -110,10 +111,7 @@ uintptr_t mheap::alloc_pages(size_t npages) {
   return addr;
 }
 
-bool mheap::grow(size_t npages) {
-  size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
-  void* mem = os_arena_alloc(bytes);
-  if (!mem) return false;
+void mheap::add_arenas(void* mem, size_t bytes) {
   uintptr_t base = reinterpret_cast<uintptr_t>(mem);
   TRICOLOR_CHECK((base & (kArenaBytes - 1)) == 0, "arena not aligned");
   for (uintptr_t a = base; a < base + bytes; a += kArenaBytes) {
@@ -134,17 +132,28 @@ bool mheap::grow(size_t npages) {
   }
   counters.heap_sys.fetch_add(bytes, std::memory_order_relaxed);
   insert_run(base, bytes / kPageSize, 0);
-  return true;
 }
 
 mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
-  std::lock_guard<SpinMutex> g(lock_);
+  std::unique_lock<SpinMutex> g(lock_);
   // Relaxed: the limit is a setting; a stale read only delays its effect by one span.
   uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
   if ((counters.pages_inuse.load(std::memory_order_relaxed) + npages) * kPageSize > limit) return nullptr;
   uintptr_t addr = alloc_pages(npages);
   if (!addr) {
-    if (!grow(npages)) return nullptr;
+    // Growing takes new arenas from the OS, 60-90 us for 64 MiB (mimalloc maps them and
+    // MADV_DONTNEED drops them). That runs without the heap lock and inside a collector
+    // wait: a stop of the world neither waits for it (it was most of the longest pauses of
+    // churn as its heap grew) nor finds the lock held. Two threads may both grow; the
+    // second arena is simply more free pages.
+    size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
+    g.unlock();
+    collector_wait_begin();
+    void* mem = os_arena_alloc(bytes);
+    collector_wait_end();
+    g.lock();
+    if (!mem) return nullptr;
+    add_arenas(mem, bytes);
     addr = alloc_pages(npages);
     if (!addr) return nullptr;
   }

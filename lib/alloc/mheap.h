@@ -117,7 +117,8 @@ class mheap {
   size_t free_run_pages_at(uintptr_t p);
 
  private:
-  bool grow(size_t npages);
+  // Files a chunk of new arenas from the OS (heap lock held) as one free run.
+  void add_arenas(void* mem, size_t bytes);
   void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
