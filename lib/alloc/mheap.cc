@@ -111,6 +111,12 @@ uintptr_t mheap::alloc_pages(size_t npages) {
   return addr;
 }
 
+namespace {
+std::atomic<void (*)()> g_grow_hook{nullptr};  // test_set_grow_hook
+}  // namespace
+
+void test_set_grow_hook(void (*fn)()) { g_grow_hook.store(fn, std::memory_order_release); }
+
 void mheap::add_arenas(void* mem, size_t bytes) {
   uintptr_t base = reinterpret_cast<uintptr_t>(mem);
   TRICOLOR_CHECK((base & (kArenaBytes - 1)) == 0, "arena not aligned");
@@ -149,6 +155,8 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
     size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
     g.unlock();
     collector_wait_begin();
+    // Acquire: pairs with test_set_grow_hook's release store.
+    if (auto hook = g_grow_hook.load(std::memory_order_acquire)) hook();
     void* mem = os_arena_alloc(bytes);
     collector_wait_end();
     g.lock();

@@ -144,4 +144,8 @@ class mheap {
 
 mheap& heap();
 
+// Tests: fn runs when a thread grows the heap, inside its collector wait, just before the
+// arenas are taken from the OS (nullptr: none).
+void test_set_grow_hook(void (*fn)());
+
 }  // namespace tricolor::internal

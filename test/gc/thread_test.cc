@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "alloc/mheap.h"
 #include "api/capture.h"
 #include "gc/stacks.h"
 #include "gc/testing.h"
@@ -234,4 +235,45 @@ TEST_CASE("a thread woken by a restart does not run into the next stop of the wo
   CHECK(moved == 0);
   CHECK(ran > 0);
   CHECK(progress.load() > 0);
+}
+
+// Growing the heap maps arenas from the OS (60-90 us for 64 MiB) inside a collector wait:
+// a stop of the world counts the growing thread as stopped instead of waiting for it. The
+// grow hook holds the thread in there until the stopper has stopped the world (at most
+// 2 s, so that a regression fails instead of hanging).
+TEST_CASE("a thread growing the heap does not hold up a stop of the world", "[gc][thread]") {
+  ensure_heap();
+  gc_collect();
+  static std::atomic<int> state{0};  // 1: a thread is in the grow hook; 2: let it go; 3: gone
+  state = 0;
+  test_set_grow_hook([] {
+    state = 1;
+    for (int i = 0; i < 2000 && state.load() == 1; i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    state = 3;
+  });
+  gc_stats s;
+  gc_read_stats(&s);
+  const size_t big = s.heap_idle + (8 << 20);  // more than every free run: the heap grows
+  std::atomic<bool> got{false};
+  std::thread grower([&] {
+    gc_thread_attach();
+    got = gc_alloc_noscan(big) != nullptr;
+    gc_thread_detach();
+  });
+  bool stopped_while_growing = false;
+  std::thread stopper([&] {
+    while (state.load() != 1) std::this_thread::yield();
+    test_stop_the_world();
+    stopped_while_growing = state.load() == 1;
+    test_start_the_world();
+    state = 2;
+  });
+  gc_blocking_begin();
+  stopper.join();
+  grower.join();
+  gc_blocking_end();
+  test_set_grow_hook(nullptr);
+  CHECK(stopped_while_growing);
+  CHECK(got);
 }
