@@ -139,32 +139,45 @@ inline Node* new_node(uint64_t id) {
 // stale word on a stack (a callee-saved register a caller still holds, a slot a frame
 // never wrote) legitimately keeps the object it names, and what that object points to,
 // for as long as the word stays. The retention probe (gc/checkmark.h) names each holder:
-// a stack word, or a marked heap object that is itself one of `hidden` (a chain from a
-// stack-held one), is allowed; a registered root, another heap object, or no holder at
-// all is a collector bug and goes into *unexplained. `why` gets the probe's lines.
-// Returns how many are still allocated.
+// a stack word, or a marked heap object that is itself probed (one of `hidden`, or a
+// holder found in an earlier round, which the next rounds probe too: a chain from a
+// stack-held object, such as an array of them kept by a stale word), is allowed; a
+// registered root, another heap object, or no holder at all is a collector bug and goes
+// into *unexplained (the last round's count). `why` gets the probe's lines.
+// Returns how many of `hidden` are still allocated.
 inline size_t collect_until_freed(const std::vector<uintptr_t>& hidden, int rounds,
                                   std::vector<std::string>* why, size_t* unexplained) {
-  tricolor::internal::set_retention_probe(hidden.data(), hidden.size(), kHideMask);
+  std::vector<uintptr_t> probed = hidden;  // hidden addresses
+  auto is_probed = [&probed](uintptr_t addr) {
+    for (uintptr_t h : probed)
+      if ((h ^ kHideMask) == addr) return true;
+    return false;
+  };
   size_t kept = 0;
   *unexplained = 0;
   for (int r = 0; r < rounds; r++) {
+    tricolor::internal::set_retention_probe(probed.data(), probed.size(), kHideMask);
     gc_collect();
     kept = 0;
     for (uintptr_t h : hidden) kept += !freed(h);
     if (kept == 0) break;
     *unexplained = 0;
+    std::vector<uintptr_t> found;
     for (const std::string& line : tricolor::internal::retention_probe_report()) {
       why->push_back(line);
       if (line.find("stack") != std::string::npos) continue;
       uintptr_t holder = 0;
       size_t at = line.find("marked heap object ");
-      bool chain = false;
       if (at != std::string::npos &&
-          sscanf(line.c_str() + at, "marked heap object %" SCNxPTR, &holder) == 1)
-        for (uintptr_t h : hidden) chain = chain || (h ^ kHideMask) == holder;
-      if (!chain) (*unexplained)++;
+          sscanf(line.c_str() + at, "marked heap object %" SCNxPTR, &holder) == 1) {
+        if (is_probed(holder)) continue;
+        found.push_back(holder ^ kHideMask);
+      }
+      (*unexplained)++;
     }
+    tricolor::internal::set_retention_probe(nullptr, 0, 0);
+    for (uintptr_t h : found)
+      if (!is_probed(h ^ kHideMask)) probed.push_back(h);
   }
   tricolor::internal::set_retention_probe(nullptr, 0, 0);
   return kept;
