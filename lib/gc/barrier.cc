@@ -6,7 +6,8 @@
 // form Go ships: both the old and the new value are shaded, whatever the colour of the
 // current stack. Shading goes through a per-thread buffer (WbBuf) so the common barrier
 // takes no lock and no atomic read-modify-write; a full buffer is flushed into the mark
-// work queue. The flag read by the inline fast path changes only with the world stopped,
+// work queue; a value in the thread's last black allocation run is not queued (WbBuf::needs).
+// The flag read by the inline fast path changes only with the world stopped,
 // so a thread between two safepoints sees one value throughout a barrier.
 #include <mutex>
 
@@ -23,7 +24,7 @@ TRICOLOR_API uint32_t tricolor_barrier_on = 0;
 
 namespace tricolor::internal {
 
-void flush_wbuf(ThreadState* t) {
+[[gnu::noinline]] void flush_wbuf(ThreadState* t) {
   if (t->wbuf.n == 0) return;
   mark_state().busy.fetch_add(1, std::memory_order_seq_cst);
   GcWork w;
@@ -70,9 +71,10 @@ extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
     shade_if_marking(old);
     shade_if_marking(value);
   } else {
-    if (t->wbuf.n + 2 > WbBuf::kEntries) flush_wbuf(t);
-    if (old) t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(old);
-    if (value) t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(value);
+    WbBuf& b = t->wbuf;
+    if (__builtin_expect(b.n + 2 > WbBuf::kEntries, 0)) flush_wbuf(t);
+    if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
+    if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
   }
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }

@@ -451,6 +451,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     uint64_t unused = t->cache.release_all(/*give_back=*/true);
     t->black_bytes -= std::min(unused, t->black_bytes);
     t->assist_bytes.store(0, std::memory_order_relaxed);
+    t->wbuf.black_lo = t->wbuf.black_hi = 0;  // its slots are no longer black
     ms.bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);
     t->black_bytes = 0;
   });
