@@ -299,7 +299,7 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w) {
 // waits for) and workers (which mark termination waits for) give way at once, not after
 // their whole budget.
 int64_t drain(GcWork& w, int64_t budget) {
-  constexpr unsigned kPrefetchAhead = 8;  // a power of two
+  constexpr unsigned kPrefetchAhead = 32;  // a power of two; 8 was too short (README)
   constexpr unsigned kStopCheckEvery = 16;
   uintptr_t ring[kPrefetchAhead];
   unsigned head = 0, n = 0, scanned = 0;
