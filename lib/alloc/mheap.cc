@@ -132,7 +132,6 @@ void mheap::add_arenas(void* mem, size_t bytes) {
       TRICOLOR_CHECK(ha != nullptr, "cannot reserve arena metadata");
     }
     ha->base = a;
-    ha->huge_declined = 0;
     ha->chunk_base = base;
     ha->chunk_bytes = bytes;
     arenas_.push_back(ha);
@@ -192,10 +191,7 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
     a->dirty[i / 64] &= ~bit;
     a->scavenged[i / 64] &= ~bit;
   });
-  if (released) {
-    counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
-    readvise_huge_pages(addr, addr + npages * kPageSize);  // only released pages were declined
-  }
+  if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
 
   mspan* s;
   if (!span_pool_.empty()) {
@@ -295,26 +291,11 @@ void mheap::decline_huge_pages(uintptr_t p, uintptr_t q) {
   // Without this, khugepaged may fill a released 2 MiB block back in as one huge page (it
   // collapses a block that has a single page in use, by default), and the memory the
   // scavenger gave back is resident again: the RSS regression Go met with MADV_HUGEPAGE
-  // (golang/go#63334). A span allocated in the block advises it again (readvise).
-  static_assert(kArenaBytes / kHugePageBytes <= 32, "HeapArena::huge_declined has 32 bits");
+  // (golang/go#63334). The block keeps 4 KiB pages when it is used again.
   if (!huge_advised_) return;
   uintptr_t lo = (p + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
   uintptr_t hi = q & ~(kHugePageBytes - 1);
-  if (lo >= hi) return;
-  os_advise_huge_pages(reinterpret_cast<void*>(lo), hi - lo, false);
-  for (uintptr_t b = lo; b < hi; b += kHugePageBytes)
-    arena_of(b)->huge_declined |= uint32_t{1} << ((b % kArenaBytes) / kHugePageBytes);
-}
-
-void mheap::readvise_huge_pages(uintptr_t p, uintptr_t q) {
-  if (!huge_advised_) return;
-  for (uintptr_t b = p & ~(kHugePageBytes - 1); b < q; b += kHugePageBytes) {
-    HeapArena* a = arena_of(b);
-    uint32_t bit = uint32_t{1} << ((b % kArenaBytes) / kHugePageBytes);
-    if (!(a->huge_declined & bit)) continue;
-    a->huge_declined &= ~bit;
-    os_advise_huge_pages(reinterpret_cast<void*>(b), kHugePageBytes, true);
-  }
+  if (lo < hi) os_advise_huge_pages(reinterpret_cast<void*>(lo), hi - lo, false);
 }
 
 bool mheap::huge_pages_advised() {

@@ -33,7 +33,6 @@ struct HeapArena {
   std::atomic<mspan*> spans[kPagesPerArena];   // page -> span, for in-use spans
   uint64_t scavenged[kPagesPerArena / 64];     // free page returned to the OS (lock)
   uint64_t dirty[kPagesPerArena / 64];         // free page that held objects (lock)
-  uint32_t huge_declined;                      // 2 MiB blocks the scavenger declined (lock)
   uintptr_t base;
   uintptr_t chunk_base;                        // the page-source allocation it belongs to
   size_t chunk_bytes;
@@ -123,10 +122,8 @@ class mheap {
  private:
   // Files a chunk of new arenas from the OS (heap lock held) as one free run.
   void add_arenas(void* mem, size_t bytes);
-  // Takes the huge-page advice back from the 2 MiB blocks wholly inside [p, q) (released),
-  // and gives it again to the declined blocks [p, q) overlaps (in use again).
+  // Takes the huge-page advice back from the 2 MiB blocks wholly inside [p, q) (released).
   void decline_huge_pages(uintptr_t p, uintptr_t q);
-  void readvise_huge_pages(uintptr_t p, uintptr_t q);
   void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);

@@ -267,12 +267,6 @@ TEST_CASE("a heap past one arena asks for huge pages and declines them where it 
   CHECK(vm_flags_of(hidden[50]).find(" hg ") != std::string::npos);  // in use: still advised
   keep[0] = nullptr;
   gc_remove_root(keep);
-  // Memory used again is advised again, declined blocks included.
-  std::vector<uintptr_t> again = rooted_population(hold, 60, 1 << 20, /*fill=*/true);
-  int declined = 0;
-  for (uintptr_t h : again) declined += vm_flags_of(h).find(" hg ") == std::string::npos;
-  CHECK(declined == 0);
-  drop_population(hold, 60);
 }
 
 // Holds `mib` objects of 1 MiB through a rooted array while they are made and written, then
