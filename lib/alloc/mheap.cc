@@ -41,7 +41,6 @@ void mheap::destroy() {
   for (HeapArena* a : arenas_)
     if (a->base == a->chunk_base) {
       unpoison_for_reuse(a->chunk_base, a->chunk_bytes);  // leaves the heap (alloc/poison.h)
-      if (huge_advised_) os_advise_huge_pages(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes, false);
       os_arena_free(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes);
     }
   for (HeapArena* a : arenas_) os_unreserve(a, sizeof(HeapArena));
@@ -50,7 +49,6 @@ void mheap::destroy() {
   arena_pool_.clear();
   runs_by_addr_.clear();
   runs_by_size_.clear();
-  huge_advised_ = false;
   counters.heap_sys.store(0);
   counters.pages_inuse.store(0);
   counters.heap_released.store(0);
@@ -137,20 +135,6 @@ void mheap::add_arenas(void* mem, size_t bytes) {
     arenas_.push_back(ha);
     // Release: the metadata is initialised before lock-free readers can find it.
     __atomic_store_n(&arena_map_[a >> kArenaShift], ha, __ATOMIC_RELEASE);
-  }
-  // Huge pages once the heap has more than one arena: marking a heap of that size walks
-  // pointers all over it, and with 4 KiB pages most of those visits missed the TLB (under a
-  // hypervisor a miss walks two page tables). A heap of one arena keeps 4 KiB pages: its
-  // resident size is not rounded up to 2 MiB pieces.
-  if (huge_allowed_ && arenas_.size() > 1) {
-    if (!huge_advised_) {
-      for (HeapArena* a : arenas_)
-        if (a->base == a->chunk_base)
-          os_advise_huge_pages(reinterpret_cast<void*>(a->chunk_base), a->chunk_bytes, true);
-      huge_advised_ = true;
-    } else {
-      os_advise_huge_pages(mem, bytes, true);
-    }
   }
   counters.heap_sys.fetch_add(bytes, std::memory_order_relaxed);
   insert_run(base, bytes / kPageSize, 0);
@@ -277,7 +261,6 @@ size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
         q += kPageSize;
       }
       os_release(reinterpret_cast<void*>(p), q - p);
-      decline_huge_pages(p, q);
       released += q - p;
       p = q;
     }
@@ -285,22 +268,6 @@ size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
   counters.heap_released.fetch_add(released, std::memory_order_relaxed);
   release_free_chunks_locked(now_ns, min_age_ns);
   return released;
-}
-
-void mheap::decline_huge_pages(uintptr_t p, uintptr_t q) {
-  // Without this, khugepaged may fill a released 2 MiB block back in as one huge page (it
-  // collapses a block that has a single page in use, by default), and the memory the
-  // scavenger gave back is resident again: the RSS regression Go met with MADV_HUGEPAGE
-  // (golang/go#63334). The block keeps 4 KiB pages when it is used again.
-  if (!huge_advised_) return;
-  uintptr_t lo = (p + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-  uintptr_t hi = q & ~(kHugePageBytes - 1);
-  if (lo < hi) os_advise_huge_pages(reinterpret_cast<void*>(lo), hi - lo, false);
-}
-
-bool mheap::huge_pages_advised() {
-  std::lock_guard<SpinMutex> g(lock_);
-  return huge_advised_;
 }
 
 void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
@@ -345,7 +312,6 @@ void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
     counters.heap_released.fetch_sub(released_pages * kPageSize, std::memory_order_relaxed);
     counters.heap_sys.fetch_sub(bytes, std::memory_order_relaxed);
     unpoison_for_reuse(base, bytes);  // leaves the heap (alloc/poison.h)
-    if (huge_advised_) os_advise_huge_pages(reinterpret_cast<void*>(base), bytes, false);
     os_arena_free(reinterpret_cast<void*>(base), bytes);
   }
 }

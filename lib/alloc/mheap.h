@@ -55,9 +55,6 @@ class mheap {
  public:
   void init();
   void destroy();  // returns every arena (gc_shutdown)
-  // Whether the heap may ask for transparent huge pages (TRICOLOR_HUGEPAGES; before init).
-  void set_huge_pages(bool on) { huge_allowed_ = on; }
-  bool huge_pages_advised();
 
   // A span of npages for span class sc, set up and in state kInUse, or nullptr when out of
   // memory. Publishes the page map.
@@ -122,8 +119,6 @@ class mheap {
  private:
   // Files a chunk of new arenas from the OS (heap lock held) as one free run.
   void add_arenas(void* mem, size_t bytes);
-  // Takes the huge-page advice back from the 2 MiB blocks wholly inside [p, q) (released).
-  void decline_huge_pages(uintptr_t p, uintptr_t q);
   void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
@@ -135,10 +130,6 @@ class mheap {
   static HeapArena** arena_map_;  // kArenaMapEntries entries, lazily committed
 
   SpinMutex lock_;
-  // Transparent huge pages (lib/alloc/README.md, "Huge pages"): allowed by the setting, and
-  // advised over every arena since the heap grew past one (lock).
-  bool huge_allowed_ = true;
-  bool huge_advised_ = false;
   std::map<uintptr_t, FreeRun> runs_by_addr_;
   std::set<std::pair<size_t, uintptr_t>> runs_by_size_;
   std::vector<HeapArena*> arenas_;

@@ -1205,15 +1205,6 @@ int gc_init(const gc_options* o) {
   if (!g_opts.fiber_stack_size) g_opts.fiber_stack_size = 256 << 10;
   long hw = sysconf(_SC_NPROCESSORS_ONLN);
   g_procs = g_opts.procs > 0 ? g_opts.procs : static_cast<int>(hw > 0 ? hw : 1);
-  {
-    long on = 1;  // not a gc_options field: read here, as the other settings of the heap are
-    const char* v = getenv("TRICOLOR_HUGEPAGES");
-    if (v && !parse_int(v, 0, 1, &on)) {
-      bad_env("TRICOLOR_HUGEPAGES", v, "0 or 1");
-      on = 1;
-    }
-    heap().set_huge_pages(on != 0);
-  }
   heap().init();
   {
     std::lock_guard<std::mutex> g(g_mu);

@@ -31,10 +31,6 @@ void os_release(void* p, size_t bytes) {
   madvise(p, bytes, MADV_DONTNEED);
 }
 
-void os_advise_huge_pages(void* p, size_t bytes, bool on) {
-  madvise(p, bytes, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // advice: a failure changes nothing
-}
-
 void* os_reserve_zeroed(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -16,10 +16,6 @@ void* os_arena_alloc(size_t bytes);
 void os_arena_free(void* p, size_t bytes);
 // Returns the pages to the OS; they read as zero when touched again.
 void os_release(void* p, size_t bytes);
-// Transparent huge pages over [p, p + bytes): asked for (on: MADV_HUGEPAGE) or declined
-// (MADV_NOHUGEPAGE). Advice: a kernel with THP off or "always" makes it moot.
-void os_advise_huge_pages(void* p, size_t bytes, bool on);
-inline constexpr size_t kHugePageBytes = size_t{2} << 20;  // x86-64's 2 MiB pages
 // Zeroed, lazily committed memory for large metadata tables (never freed).
 void* os_reserve_zeroed(size_t bytes);
 void os_unreserve(void* p, size_t bytes);

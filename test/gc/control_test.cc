@@ -8,12 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <string>
 #include <thread>
 #include <vector>
 
-#include "alloc/mheap.h"
 #include "gc/collector.h"
 #include "gc/testing.h"
 #include "os/page_source.h"
@@ -221,52 +218,6 @@ TEST_CASE("the scavenger and gc_free_os_memory return free memory to the OS", "[
   size_t rss4 = os_rss_bytes();
   INFO("free_os_memory: " << (rss3 >> 20) << " MiB -> " << (rss4 >> 20) << " MiB");
   REQUIRE(rss4 + (80u << 20) <= rss3);
-}
-
-// The VmFlags line of the mapping that holds the object at hidden address h, from
-// /proc/self/smaps ("hg": MADV_HUGEPAGE, "nh": MADV_NOHUGEPAGE), or "" if none holds it.
-[[gnu::noinline]] static std::string vm_flags_of(uintptr_t h) {
-  uintptr_t a = reinterpret_cast<uintptr_t>(unhide(h));
-  std::ifstream f("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  while (std::getline(f, line)) {
-    unsigned long lo = 0, hi = 0;
-    if (sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {
-      inside = a >= lo && a < hi;
-      continue;
-    }
-    if (inside && line.rfind("VmFlags:", 0) == 0) return line + " ";
-  }
-  return "";
-}
-
-TEST_CASE("a heap past one arena asks for huge pages and declines them where it releases memory",
-          "[gc][scavenge]") {
-  ensure_heap();
-  static void* hold[1];
-  static void* keep[1];
-  // 100 MiB: the heap has more than one arena (64 MiB), so every arena is advised.
-  std::vector<uintptr_t> hidden = rooted_population(hold, 100, 1 << 20, /*fill=*/true);
-  REQUIRE(heap().huge_pages_advised());
-  std::string held = vm_flags_of(hidden[50]);
-  INFO("held object's mapping: " << held);
-  CHECK(held.find(" hg ") != std::string::npos);
-  // Object 50 stays (so its arena is not returned whole); the others go.
-  gc_add_root(keep, sizeof keep);
-  keep[0] = unhide(hidden[50]);
-  drop_population(hold, 100);
-  std::vector<uintptr_t> dropped = hidden;
-  dropped.erase(dropped.begin() + 50);
-  REQUIRE(require_freed_or_stack_held(dropped, 3).kept <= 1);
-  gc_free_os_memory();  // releases every free page, and the advice on whole 2 MiB blocks
-  int advised = 0;
-  for (int i = 40; i < 60; i++)
-    if (i != 50) advised += vm_flags_of(hidden[size_t(i)]).find(" hg ") != std::string::npos;
-  CHECK(advised <= 3);  // the blocks object 50 shares, and one a stale stack word may keep
-  CHECK(vm_flags_of(hidden[50]).find(" hg ") != std::string::npos);  // in use: still advised
-  keep[0] = nullptr;
-  gc_remove_root(keep);
 }
 
 // Holds `mib` objects of 1 MiB through a rooted array while they are made and written, then
