@@ -34,7 +34,10 @@ void mheap::destroy() {
     delete s;
   }
   all_spans_.clear();
-  for (mspan* s : span_pool_) delete s;
+  for (mspan* s : span_pool_) {
+    span_release_bits(s);
+    delete s;
+  }
   span_pool_.clear();
   // Free each page-source chunk once (a chunk may hold several arenas).
   for (HeapArena* a : arenas_) arena_map_[a->base >> kArenaShift] = nullptr;
@@ -214,10 +217,9 @@ void mheap::free_span(mspan* s) {
   all_spans_[s->all_index] = last;
   last->all_index = s->all_index;
   all_spans_.pop_back();
-  // The span struct is reused later; its bitmaps go now. A concurrent lock-free reader
-  // that loaded the span pointer before the map was cleared sees kDead and gives up;
-  // span structs are never freed while the heap lives (INV-HEAP-1).
-  span_release_bits(s);
+  // The span struct is reused later, its bitmaps' block with it. A concurrent lock-free
+  // reader that loaded the span pointer before the map was cleared sees kDead and gives
+  // up; span structs are never freed while the heap lives (INV-HEAP-1).
   span_pool_.push_back(s);
 }
 

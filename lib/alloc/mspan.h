@@ -94,6 +94,7 @@ struct alignas(64) mspan {
   const gc_type** obj_types = nullptr;
   const gc_type* large_type = nullptr;  // class 0: the one object's type
   uint64_t* bits_storage = nullptr;     // one block backing the bitmaps above
+  uint32_t bits_words = 0;              // its capacity: kept while the struct is pooled
   uint64_t obj_word_mask = 0;           // heap-bit spans: one bit per word of an object
   // Heap-bit spans: the pointer bits of every object, or a state (INV-SPAN-4). Written by
   // the owner only, at most twice in the span's life: read-mostly, beside the fields above.
@@ -244,9 +245,10 @@ struct alignas(64) mspan {
   }
 };
 
-// Sets up a span over [start, start + npages*kPageSize) for span class sc; allocates its
-// bitmaps. Called under the heap lock.
+// Sets up a span over [start, start + npages*kPageSize) for span class sc; clears its
+// bitmaps (reusing the struct's block when it is large enough). Called under the heap lock.
 void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t sweepgen);
+// Frees the bitmaps' block (the heap's end).
 void span_release_bits(mspan* s);
 
 // Intrusive doubly linked list of spans.
