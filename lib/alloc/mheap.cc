@@ -104,13 +104,22 @@ uintptr_t mheap::alloc_pages(size_t npages) {
   if (it == runs_by_size_.end()) return 0;
   uintptr_t addr = it->second;
   auto rit = runs_by_addr_.find(addr);
-  FreeRun run = rit->second;
-  erase_run(rit);
-  if (run.npages > npages) {
-    uintptr_t rest = addr + npages * kPageSize;
-    runs_by_addr_.emplace(rest, FreeRun{run.npages - npages, run.freed_ns});
-    runs_by_size_.emplace(run.npages - npages, rest);
+  if (rit->second.npages == npages) {
+    erase_run(rit);
+    return addr;
   }
+  // Split: the rest keeps both index nodes, re-keyed (no node freed and allocated again:
+  // most span allocations split a run).
+  uintptr_t rest = addr + npages * kPageSize;
+  size_t left = rit->second.npages - npages;
+  auto hint = std::next(rit);
+  auto an = runs_by_addr_.extract(rit);
+  an.key() = rest;
+  an.mapped().npages = left;
+  runs_by_addr_.insert(hint, std::move(an));  // the same place in address order
+  auto sn = runs_by_size_.extract(it);
+  sn.value() = {left, rest};
+  runs_by_size_.insert(std::move(sn));
   return addr;
 }
 
