@@ -155,12 +155,15 @@ typedef struct gc_stats {
   uint64_t pause_max_ns;
   uint64_t pause_ns[GC_PAUSE_RING];     /* per cycle, most recent at [(num_gc+255)%256] */
   uint64_t pause_end_ns[GC_PAUSE_RING]; /* end of that cycle's last pause, Unix ns */
-  double gc_cpu_fraction;  /* share of the available CPU used by the collector */
+  double gc_cpu_fraction;  /* share of the available CPU used by the collector (idle marking
+                              left out: idle_mark_ns) */
   uint64_t gc_cpu_ns;      /* CPU time of the collector, assists included */
   uint64_t assist_ns;      /* CPU time of mark assists */
   uint64_t stacks;         /* registered stacks (threads and fibers) */
   int32_t gc_percent;
   uint64_t memory_limit;
+  uint64_t idle_mark_ns;   /* of gc_cpu_ns: marking on procs no mutator ran on (Go's idle
+                              mark workers); left out of gc_cpu_fraction, as Go does */
 } gc_stats;
 
 /* Cheap: reads counters, never stops the world. */

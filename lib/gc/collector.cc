@@ -108,6 +108,10 @@ std::mutex g_worker_mu;
 std::condition_variable& g_worker_cv = *new std::condition_variable;  // leaked: waited on at exit — workers wait here for a mark phase
 std::atomic<uint64_t> g_mark_start_ns{0};
 std::atomic<uint64_t> g_worker_cpu_ns{0};
+// Of the workers' marking, what ran beyond their share because a proc had no mutator to
+// run (Go's idle mark workers): counted apart, in gctrace's idle field, and left out of
+// gc_cpu_fraction as Go leaves idle mark time out of GCCPUFraction ("free"). This cycle's.
+std::atomic<uint64_t> g_idle_cpu_ns{0};
 std::atomic<uint64_t> g_assist_cpu_ns{0};
 
 CollectorStats g_stats;
@@ -224,7 +228,9 @@ constexpr uint64_t kFractionalStallNs = 5'000'000;
 std::atomic<uint64_t> g_frac_last_ns{0};   // when a P last marked (relaxed: a hint)
 std::atomic<uint64_t> g_frac_total_ns{0};  // all of it since gc_init (tests)
 
-double worker_utilisation() {
+// The CPU share a worker marks at now, and in *share the part of it that is the workers'
+// 25% (the rest is idle marking: procs no attached thread runs on).
+double worker_utilisation(double* share) {
   double workers = double(g_workers.size() ? g_workers.size() : 1);
   double u = kGoalUtilization * g_procs / workers;
   int procs = g_procs;
@@ -235,6 +241,7 @@ double worker_utilisation() {
                              g_mark_start_ns.load(std::memory_order_relaxed));
     u = now - last < kFractionalStallNs ? 0 : kGoalUtilization * procs / workers;
   }
+  *share = std::min(u, 1.0);
   int running = running_threads_hint(procs);
   if (running >= 0 && running < procs) u = std::max(u, double(procs - running) / workers);
   return std::min(u, 1.0);
@@ -290,7 +297,8 @@ void mark_worker_loop() {
       // Flat out when the user waits for the cycle or a mutator is parked waiting for it.
       bool hurry = g_user_cycle.load(std::memory_order_relaxed) ||
                    g_assists_parked.load(std::memory_order_relaxed) > 0;
-      double u = hurry ? 1.0 : worker_utilisation();
+      double share = 1.0;
+      double u = hurry ? 1.0 : worker_utilisation(&share);
       if (u <= 0) {  // the P's mark (fractional_mark): look again shortly
         std::unique_lock<std::mutex> g(g_worker_mu);
         g_worker_cv.wait_for(g, std::chrono::milliseconds(1));
@@ -304,7 +312,12 @@ void mark_worker_loop() {
       // mark termination, and gctrace and the pacer's utilisation (consMark) saw
       // almost none of the workers' marking.
       uint64_t cpu_now = thread_cpu_ns();
-      g_worker_cpu_ns.fetch_add(cpu_now - cpu_counted, std::memory_order_relaxed);
+      uint64_t slice_cpu = cpu_now - cpu_counted;
+      // The part beyond the share is idle marking (a flat-out worker for gc_collect or a
+      // parked assist is not: somebody waits for it).
+      uint64_t idle = u > share ? uint64_t(double(slice_cpu) * (u - share) / u) : 0;
+      g_worker_cpu_ns.fetch_add(slice_cpu - idle, std::memory_order_relaxed);
+      if (idle) g_idle_cpu_ns.fetch_add(idle, std::memory_order_relaxed);
       cpu_counted = cpu_now;
       if (n < 0) break;  // the world is stopping
       if (n == 0) {
@@ -470,7 +483,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   {
     std::lock_guard<std::mutex> g(g_mu);
     uint64_t mark_wall = t0 - ct.mark_ns;
-    uint64_t cpu = g_worker_cpu_ns.load() + g_assist_cpu_ns.load();
+    uint64_t cpu = g_worker_cpu_ns.load() + g_idle_cpu_ns.load() + g_assist_cpu_ns.load();
     double u = mark_wall ? double(cpu) / double(mark_wall * uint64_t(g_procs)) : kGoalUtilization;
     uint64_t allocated = ct.heap_end > ct.heap_start ? ct.heap_end - ct.heap_start : 0;
     if (ct.reason != CycleReason::kUser) g_pacer.end_cycle(allocated, scan_work, u);
@@ -505,6 +518,7 @@ void run_cycle(CycleReason reason, bool user_waits) {
   ct.reason = reason;
   g_user_cycle.store(user_waits, std::memory_order_relaxed);
   g_worker_cpu_ns.store(0);
+  g_idle_cpu_ns.store(0);
   g_assist_cpu_ns.store(0);
   {
     std::lock_guard<std::mutex> g(g_mu);
@@ -574,6 +588,7 @@ void run_cycle(CycleReason reason, bool user_waits) {
       uint64_t t0;
       if (try_finish_mark(cycle, ct, &t0)) {
         ct.worker_cpu_ns = g_worker_cpu_ns.load() + (thread_cpu_ns() - controller_cpu0);
+        ct.idle_cpu_ns = g_idle_cpu_ns.load();
         ct.assist_cpu_ns = g_assist_cpu_ns.load();
         finish_mark(cycle, ct, t0);
         break;
@@ -609,9 +624,10 @@ void run_cycle(CycleReason reason, bool user_waits) {
 
   // Statistics, tracing.
   uint64_t pause = ct.pause_ns[0] + ct.pause_ns[1];
-  uint64_t cpu = ct.worker_cpu_ns + ct.assist_cpu_ns + pause * uint64_t(g_procs);
+  uint64_t cpu = ct.worker_cpu_ns + ct.idle_cpu_ns + ct.assist_cpu_ns + pause * uint64_t(g_procs);
   g_stats.gc_cpu_ns.fetch_add(cpu, std::memory_order_relaxed);
   g_stats.assist_ns.fetch_add(ct.assist_cpu_ns, std::memory_order_relaxed);
+  g_stats.idle_mark_ns.fetch_add(ct.idle_cpu_ns, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> g(g_stats_mu);
     uint32_t n = g_stats.num_gc.load(std::memory_order_relaxed);
