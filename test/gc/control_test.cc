@@ -229,7 +229,10 @@ static uint64_t hold_then_drop_mib(int mib) {
   gc_read_stats(&s);
   drop_population(hold, mib);
   size_t kept = require_freed_or_stack_held(hidden, 3).kept;
-  REQUIRE(kept <= 1);  // a stale stack word keeps one (noscan: it holds nothing)
+  // Stale stack words may keep one or two (noscan: they hold nothing). The first object of
+  // an arena is the likeliest: the scavenger's and the growth's frames handle arena bases
+  // (seen under TSan: two arena bases, each named by a word of this thread's stack).
+  REQUIRE(kept <= 2);
   return s.heap_sys;
 }
 
@@ -237,11 +240,12 @@ TEST_CASE("wholly free arenas go back to the page source, from gc_free_os_memory
           "the aged scavenger", "[gc][scavenge]") {
   ensure_heap();
   gc_free_os_memory();
+  scrub_stack_below();  // the arena bases it handled
   gc_stats s;
   gc_read_stats(&s);
   uint64_t sys0 = s.heap_sys;
   // 256 MiB span four or more 64 MiB arenas: two at least are wholly free once dropped,
-  // even with one object kept by a stale word.
+  // even with two objects kept by stale words.
   uint64_t sys1 = hold_then_drop_mib(256);
   REQUIRE(sys1 >= sys0 + (192u << 20));
   gc_free_os_memory();
@@ -249,6 +253,7 @@ TEST_CASE("wholly free arenas go back to the page source, from gc_free_os_memory
   INFO("gc_free_os_memory: heap_sys " << (sys0 >> 20) << " -> " << (sys1 >> 20) << " -> "
                                       << (s.heap_sys >> 20) << " MiB");
   REQUIRE(s.heap_sys + (128u << 20) <= sys1);
+  scrub_stack_below();
   // The aged scavenger (a short delay), with no gc_free_os_memory: the same.
   uint64_t sys2 = hold_then_drop_mib(256);
   set_scavenge_delay(20 * 1000000ull);
