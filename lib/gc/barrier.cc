@@ -53,7 +53,11 @@ void shade_if_marking(const void* p) {
 
 using namespace tricolor::internal;
 
-extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
+namespace {
+
+// The barrier's rare cases, out of line so that the common one needs no stack frame: a
+// NULL slot, an unattached thread, a full buffer.
+[[gnu::noinline]] void write_ptr_rare(void* slot, void* value) {
   if (__builtin_expect(slot == nullptr, 0)) {
     // The value is dropped, not lost: the caller still holds it (it is an argument).
     log_error("gc_write_ptr(NULL, %p): no slot to store into; the store is dropped", value);
@@ -76,5 +80,20 @@ extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
     if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
     if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
   }
+  __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
+}
+
+}  // namespace
+
+extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
+  ThreadState* t = current_thread();
+  if (__builtin_expect(slot == nullptr || t == nullptr || t->wbuf.n + 2 > WbBuf::kEntries, 0))
+    return write_ptr_rare(slot, value);  // a tail call
+  void** s = static_cast<void**>(slot);
+  // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.
+  void* old = __atomic_load_n(s, __ATOMIC_RELAXED);
+  WbBuf& b = t->wbuf;
+  if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
+  if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }
