@@ -209,10 +209,9 @@ bool find_object(uintptr_t p, ObjRef* out) {
   return true;
 }
 
-// grey_pointer's body, inlined into the scan loop of small objects.
-TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
-  mspan* s = mheap::span_of(p);
-  if (!s || s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
+// grey_pointer's body once p's span is known, inlined into the scan loops.
+TRICOLOR_MARK_INLINE static void grey_in(uintptr_t p, mspan* s, GcWork& w) {
+  if (s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
   if (p - s->start >= s->limit - s->start) return;  // one unsigned compare: [start, limit)
   uint32_t idx = s->object_index(p);
   // A marked slot is an allocated object (INV-MARK-2, sweeping clears the bits), so the
@@ -227,7 +226,52 @@ TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
   if (!s->noscan()) w.put(s->object_base(idx));
 }
 
+TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
+  if (mspan* s = mheap::span_of(p)) grey_in(p, s, w);
+}
+
 void grey_pointer(uintptr_t p, GcWork& w) { grey(p, w); }
+
+namespace {
+// The pointers a drain finds in the objects it scans are greyed kCap pointers later, with
+// their span's first line (state, bounds, divisor, mark-bit pointer) prefetched when they
+// are found: on a heap whose pointers go anywhere, the greying of a child missed on its
+// span's line and then on its mark word, one after the other, for every pointer.
+struct ChildQueue {
+  static constexpr unsigned kCap = 16;  // a power of two
+  uintptr_t v[kCap];
+  mspan* s[kCap];
+  unsigned head = 0, n = 0;
+};
+}  // namespace
+
+TRICOLOR_MARK_INLINE static void stage(uintptr_t p, GcWork& w, ChildQueue* q) {
+  if (!q) {
+    grey(p, w);
+    return;
+  }
+  mspan* s = mheap::span_of(p);
+  if (!s) return;
+  __builtin_prefetch(s);
+  if (q->n == ChildQueue::kCap) {
+    unsigned h = q->head;
+    grey_in(q->v[h], q->s[h], w);
+    q->v[h] = p;
+    q->s[h] = s;
+    q->head = (h + 1) % ChildQueue::kCap;
+    return;
+  }
+  unsigned t = (q->head + q->n++) % ChildQueue::kCap;
+  q->v[t] = p;
+  q->s[t] = s;
+}
+
+static void flush_children(GcWork& w, ChildQueue& q) {
+  for (; q.n > 0; q.n--) {
+    grey_in(q.v[q.head], q.s[q.head], w);
+    q.head = (q.head + 1) % ChildQueue::kCap;
+  }
+}
 
 void mark_new_object(mspan* s, uint32_t idx) {
   // The allocating thread's own count (MarkState::bytes_allocated_black).
@@ -246,7 +290,7 @@ void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w) {
 
 TRICOLOR_NO_SANITIZE_SCAN
 static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const gc_type* t,
-                             GcWork& w) {
+                             GcWork& w, ChildQueue* q = nullptr) {
   if (!t || t->conservative) {
     scan_conservative(lo, hi, w);
     return;
@@ -254,14 +298,15 @@ static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const g
   for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
     if (!t->word_is_ptr((a - base) / 8)) continue;
     uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(a), __ATOMIC_RELAXED);
-    if (v >= 4096) grey_pointer(v, w);
+    if (v >= 4096) stage(v, w, q);
   }
   w.scan_work += hi - lo;
 }
 
 TRICOLOR_NO_SANITIZE_SCAN
-// Scans one grey work item (an object base or an oblet start).
-TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w) {
+// Scans one grey work item (an object base or an oblet start). q: where its pointers wait
+// to be greyed (drain), or nullptr to grey them at once.
+TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w, ChildQueue* q) {
   mspan* s = mheap::span_of_heap(item);  // items are objects (or oblets) greyed in the heap
   TRICOLOR_ASSERT(s != nullptr);
   if (s->size_class() == 0) {
@@ -270,7 +315,7 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w) {
     if (item == base)
       for (uintptr_t o = base + kObletBytes; o < end; o += kObletBytes) w.put(o);
     uintptr_t hi = item + kObletBytes < end ? item + kObletBytes : end;
-    scan_typed_range(base, item, hi, s->large_type, w);
+    scan_typed_range(base, item, hi, s->large_type, w, q);
     return;
   }
   uint32_t idx = s->object_index(item);
@@ -282,11 +327,11 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w) {
       unsigned i = static_cast<unsigned>(__builtin_ctzll(bits));
       bits &= bits - 1;
       uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(base + 8 * i), __ATOMIC_RELAXED);
-      if (v >= 4096) grey(v, w);
+      if (v >= 4096) stage(v, w, q);
     }
     return;
   }
-  scan_typed_range(base, base, base + s->elemsize, s->object_type(idx), w);
+  scan_typed_range(base, base, base + s->elemsize, s->object_type(idx), w, q);
 }
 
 // Objects are scanned through a small FIFO of work items whose memory is prefetched when
@@ -302,6 +347,7 @@ int64_t drain(GcWork& w, int64_t budget) {
   constexpr unsigned kPrefetchAhead = 32;  // a power of two; 8 was too short (README)
   constexpr unsigned kStopCheckEvery = 16;
   uintptr_t ring[kPrefetchAhead];
+  ChildQueue children;
   unsigned head = 0, n = 0, scanned = 0;
   uint64_t start = w.scan_work;
   bool within = true;
@@ -321,7 +367,13 @@ int64_t drain(GcWork& w, int64_t budget) {
       __builtin_prefetch(reinterpret_cast<const void*>(item));
       ring[(head + n++) % kPrefetchAhead] = item;
     }
-    if (n == 0) break;
+    if (n == 0) {
+      if (within && children.n > 0) {  // the pointers still waiting may be new work
+        flush_children(w, children);
+        continue;
+      }
+      break;
+    }
     if (!within) {  // out of budget or stopping: the items in flight go back to the buffer
       while (n > 0) w.put(ring[(head + --n) % kPrefetchAhead]);
       break;
@@ -329,8 +381,9 @@ int64_t drain(GcWork& w, int64_t budget) {
     item = ring[head];
     head = (head + 1) % kPrefetchAhead;
     n--;
-    scan_item(item, w);
+    scan_item(item, w, &children);
   }
+  flush_children(w, children);  // greyed before the caller lowers `busy` (INV-MARK-3)
   return int64_t(w.scan_work - start);
 }
 
@@ -348,7 +401,7 @@ static void rescan_span(mspan* s, GcWork& w) {
     return;
   }
   for (uint32_t i = 0; i < s->nelems; i++)
-    if (s->mark_bit(i) && !s->is_free(i)) scan_item(s->object_base(i), w);
+    if (s->mark_bit(i) && !s->is_free(i)) scan_item(s->object_base(i), w, nullptr);
 }
 
 bool rescan_overflowed(GcWork& w) {
