@@ -55,6 +55,12 @@ using namespace tricolor::internal;
 
 namespace {
 
+// Queues what the barrier owes a shade: the old and the new value, unless null or black.
+inline void record(WbBuf& b, void* old, void* value) {
+  if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
+  if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
+}
+
 // The barrier's rare cases, out of line so that the common one needs no stack frame: a
 // NULL slot, an unattached thread, a full buffer.
 [[gnu::noinline]] void write_ptr_rare(void* slot, void* value) {
@@ -75,10 +81,8 @@ namespace {
     shade_if_marking(old);
     shade_if_marking(value);
   } else {
-    WbBuf& b = t->wbuf;
-    if (__builtin_expect(b.n + 2 > WbBuf::kEntries, 0)) flush_wbuf(t);
-    if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
-    if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
+    if (t->wbuf.n + 2 > WbBuf::kEntries) flush_wbuf(t);
+    record(t->wbuf, old, value);
   }
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }
@@ -92,8 +96,6 @@ extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
   void** s = static_cast<void**>(slot);
   // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.
   void* old = __atomic_load_n(s, __ATOMIC_RELAXED);
-  WbBuf& b = t->wbuf;
-  if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
-  if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
+  record(t->wbuf, old, value);
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }

@@ -253,13 +253,10 @@ TRICOLOR_MARK_INLINE static void stage(uintptr_t p, GcWork& w, ChildQueue* q) {
   mspan* s = mheap::span_of(p);
   if (!s) return;
   __builtin_prefetch(s);
-  if (q->n == ChildQueue::kCap) {
-    unsigned h = q->head;
-    grey_in(q->v[h], q->s[h], w);
-    q->v[h] = p;
-    q->s[h] = s;
-    q->head = (h + 1) % ChildQueue::kCap;
-    return;
+  if (q->n == ChildQueue::kCap) {  // full: the oldest is greyed now, its line long arrived
+    grey_in(q->v[q->head], q->s[q->head], w);
+    q->head = (q->head + 1) % ChildQueue::kCap;
+    q->n--;
   }
   unsigned t = (q->head + q->n++) % ChildQueue::kCap;
   q->v[t] = p;
