@@ -82,9 +82,16 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
   std::vector<uintptr_t> addrs;
   for (uintptr_t h : pop) addrs.push_back(reinterpret_cast<uintptr_t>(unhide(h)));
   std::sort(addrs.begin(), addrs.end());
+  scrub_stack_below();  // the sort's spilled addresses
   drop_population(g_hold, int(pop.size()));
-  require_freed_or_stack_held(pop, 3);
-  // Best fit carves consecutive requests from one run, so most of them lie back to back.
+  size_t kept = require_freed_or_stack_held(pop, 3).kept;
+  // Best fit carves consecutive requests from one run, so most of them lie back to back
+  // (counted over all of them: whether a stale stack word keeps one is not the allocator's
+  // doing).
+  size_t back_to_back = 0;
+  for (size_t i = 0; i + 1 < addrs.size(); i++) back_to_back += addrs[i + 1] == addrs[i] + kSize;
+  INFO("back-to-back pairs " << back_to_back << ", kept " << kept);
+  REQUIRE(back_to_back >= kCount / 2);
   // Each maximal group of back-to-back freed objects (one a stale word keeps splits its
   // group) must now lie in a single free run.
   size_t longest_group = 0;
@@ -106,7 +113,9 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
     longest_group = std::max(longest_group, group);
     i = j + 1;
   }
-  REQUIRE(longest_group >= kCount / 2);
+  // Seen under TSan: two of the 16 kept by words of the parked main thread's stack, which
+  // left no group of 8. The groups between kept ones still hold the rest.
+  REQUIRE(longest_group >= (kCount - kept) / (kept + 1));
   // One object of the group's total size fits in the freed space: the heap does not grow.
   uint64_t sys0 = stats().heap_sys;
   void* big = nullptr;
