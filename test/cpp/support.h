@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "support/scrub.h"
 #include "tricolor/gc.hpp"
 
 namespace tricolor::cpptest {
@@ -33,8 +34,17 @@ T* unhide(uintptr_t h) {
   return reinterpret_cast<T*>(h ^ kHideMask);
 }
 
-// True if the object that was at hidden address h is no longer an object.
-inline bool freed(uintptr_t h) { return gc_base(unhide(h)) == nullptr; }
+[[gnu::noinline]] inline bool freed_unscrubbed(uintptr_t h) { return gc_base(unhide(h)) == nullptr; }
+
+// True if the object that was at hidden address h is no longer an object. The unhidden
+// address exists only in the frames of this check, which are scrubbed after it: a test
+// may check an object alive, drop it, collect and check it freed, on one thread (seen
+// failing without: the test files built with -Og left a checked address on the stack).
+inline bool freed(uintptr_t h) {
+  bool r = freed_unscrubbed(h);
+  tricolor::test::scrub_stack_below();
+  return r;
+}
 
 // Runs f on a new attached thread and waits for it: pointers f leaves on its stack are gone
 // afterwards, so only what f stored in the heap or in roots can keep objects alive.

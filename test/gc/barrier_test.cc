@@ -411,7 +411,8 @@ void* g_plain_root;  // a registered root written with plain stores
 }
 [[gnu::noinline]] void put_in_root_deep(Stepper& s, uintptr_t* x_h) {
   volatile char pad[32768];  // put_in_root's frame lies below this
-  pad[0] = pad[sizeof pad - 1] = 1;
+  pad[0] = 1;
+  pad[sizeof pad - 1] = 1;
   put_in_root(s, x_h);
   asm volatile("" ::: "memory");
 }

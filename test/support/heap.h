@@ -13,6 +13,7 @@
 
 #include "gc/checkmark.h"
 #include "gc/collector.h"
+#include "support/scrub.h"
 #include "tricolor/gc.h"
 
 namespace tricolor::test {
@@ -89,14 +90,6 @@ inline void drop_population(void** slot, int n) {
   for (int i = 0; i < n; i++) gc_write_ptr(&arr[i], nullptr);
   *slot = nullptr;
   gc_remove_root(slot);
-}
-
-// Zeroes 16 KiB of the stack below the caller's frame: the frames of calls that just
-// returned may have left a heap address there, which a later conservative scan of this
-// thread's stack would take for a live pointer (bdwgc's GC_clear_stack does this too).
-[[gnu::noinline]] inline void scrub_stack_below() {
-  volatile char buf[16 << 10];
-  for (size_t i = 0; i < sizeof buf; i++) buf[i] = 0;  // volatile: not optimised away
 }
 
 [[gnu::noinline]] inline bool freed_unscrubbed(uintptr_t h) { return gc_base(unhide(h)) == nullptr; }
