@@ -120,7 +120,11 @@ TRICOLOR_API void gc_blocking_end(void);
 
 /* ---- Control ----------------------------------------------------------- */
 
-TRICOLOR_API void gc_collect(void);        /* a full cycle, returns when sweeping is done */
+/* A full cycle; returns when sweeping is done. It first clears 4 KiB of the stack below its
+ * caller (bdwgc's GC_clear_stack), so that an address left there by a call that returned
+ * does not keep its object through this cycle; the caller's own frames are scanned as
+ * they are. */
+TRICOLOR_API void gc_collect(void);
 TRICOLOR_API void gc_free_os_memory(void); /* gc_collect, then return every free page */
 TRICOLOR_API int gc_set_percent(int pct);  /* returns the previous value */
 TRICOLOR_API size_t gc_set_memory_limit(size_t bytes); /* returns the previous value */

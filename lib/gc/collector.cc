@@ -1301,11 +1301,30 @@ void gc_shutdown(void) {
   g_initialized.store(false, std::memory_order_release);
 }
 
-void gc_collect(void) {
-  if (!g_initialized.load(std::memory_order_acquire)) {
-    log_error("gc_collect called before gc_init");
-    return;
-  }
+namespace tricolor::internal {
+namespace {
+
+// bdwgc's GC_clear_stack, for gc_collect: the frames gc_collect builds lie where the
+// caller's earlier calls had theirs, and a slot they never write still holds what those
+// calls left there. When the caller parks in gc_collect its stack is scanned from there,
+// so a heap address left by a call that returned (a list the caller built and dropped)
+// would keep its object through the very collection that was asked to free it. Zeroes
+// 4 KiB below the caller's frame first, if the stack (a fiber's may be near its end) has
+// room for them.
+constexpr size_t kClearBytes = 4096;
+[[gnu::noinline]] void clear_stack_below() {
+  char buf[kClearBytes];
+  memset(buf, 0, sizeof buf);
+  asm volatile("" : : "r"(buf) : "memory");  // the stores are kept: buf escapes
+}
+void clear_stack_if_room() {
+  Stack* st = current_stack();
+  if (!st) return;  // not attached: this stack is not scanned
+  auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (here > st->lo && here - st->lo > 2 * kClearBytes) clear_stack_below();
+}
+
+[[gnu::noinline]] void collect_and_wait() {
   uint64_t target;
   {
     std::lock_guard<std::mutex> g(g_mu);
@@ -1322,6 +1341,18 @@ void gc_collect(void) {
     g_cv.wait(g, [&] { return g_cycles_swept >= target || g_stop; });
   }
   if (attached) gc_blocking_end();
+}
+
+}  // namespace
+}  // namespace tricolor::internal
+
+void gc_collect(void) {
+  if (!g_initialized.load(std::memory_order_acquire)) {
+    log_error("gc_collect called before gc_init");
+    return;
+  }
+  tricolor::internal::clear_stack_if_room();
+  tricolor::internal::collect_and_wait();
 }
 
 void gc_free_os_memory(void) {

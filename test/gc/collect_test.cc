@@ -282,6 +282,30 @@ TEST_CASE("a typed array is scanned as repeated elements", "[gc][collect]") {
   gc_remove_root(g_root_slot);
 }
 
+// Leaves the addresses of kFrameNodes nodes in its own frame, which lies where the frames
+// of the caller's next call will be, and returns them hidden.
+constexpr int kFrameNodes = 256;
+[[gnu::noinline]] void leave_nodes_in_frame(std::vector<uintptr_t>* hidden) {
+  Node* volatile slots[kFrameNodes];
+  for (int i = 0; i < kFrameNodes; i++) {
+    slots[i] = new_node(uint64_t(i));
+    hidden->push_back(hide(slots[i]));
+  }
+}
+
+TEST_CASE("gc_collect frees what a call that returned left where gc_collect's frames are",
+          "[gc][collect]") {
+  ensure_heap();
+  std::vector<uintptr_t> hidden;
+  hidden.reserve(kFrameNodes);
+  leave_nodes_in_frame(&hidden);
+  // No scrub here: gc_collect clears the stack below its caller before it parks.
+  gc_collect();
+  size_t kept = 0;
+  for (uintptr_t h : hidden) kept += !freed(h);
+  REQUIRE(kept == 0);
+}
+
 TEST_CASE("freed slots are reused", "[gc][sweep]") {
   ensure_heap();
   std::vector<uintptr_t> dead;
