@@ -477,6 +477,13 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   uint64_t scan_work = ms.scan_work.load(std::memory_order_relaxed);
   ct.heap_marked = marked;
   auto& h = heap();
+  {
+    // Emptied spans stay in their classes for a cycle (sweep.h) unless the program asked
+    // for this cycle, or the heap is within an eighth of the memory limit.
+    uint64_t limit = h.limit_bytes.load(std::memory_order_relaxed);
+    uint64_t inuse = h.counters.pages_inuse.load(std::memory_order_relaxed) * kPageSize;
+    set_sweep_keeps_emptied(ct.reason == CycleReason::kHeap && inuse < limit - limit / 8);
+  }
   h.sweepgen.store(h.sweepgen.load(std::memory_order_relaxed) + 2, std::memory_order_seq_cst);
   for (int sc = 0; sc < kNumSpanClasses; sc++) h.central(static_cast<SpanClass>(sc)).begin_sweep_cycle();
   alloc_counters().heap_live.store(marked, std::memory_order_relaxed);

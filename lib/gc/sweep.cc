@@ -31,7 +31,12 @@ bool g_bg_work = false;
 bool g_bg_stop = false;
 std::atomic<bool> g_bg_hold{false};  // test_hold_background_sweeper
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
+// Relaxed: written with the world stopped, read by sweepers after it restarts.
+std::atomic<bool> g_keep_emptied{false};
 }  // namespace
+
+void set_sweep_keeps_emptied(bool on) { g_keep_emptied.store(on, std::memory_order_relaxed); }
+bool sweep_keeps_emptied() { return g_keep_emptied.load(std::memory_order_relaxed); }
 
 SweepStats& sweep_stats() { return g_stats; }
 SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }
@@ -77,7 +82,8 @@ SweepResult sweep_span(mspan* s, bool preserve) {
       poison_freed(s->object_base(i), s->elemsize);  // stress builds (alloc/poison.h)
     }
   }
-  uint32_t nfreed = s->alloc_count - nalloc;
+  uint32_t had = s->alloc_count;  // objects allocated since the last sweep, and survivors
+  uint32_t nfreed = had - nalloc;
   // The mark bits become the alloc bits, copied in place word by word rather than by
   // swapping the arrays: gc_base/gc_size may run concurrently (INV-SPAN-3), and a reader
   // that loaded the alloc_bits pointer before a swap would read the array being cleared,
@@ -99,7 +105,10 @@ SweepResult sweep_span(mspan* s, bool preserve) {
     c.freed_bytes.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
     g_stats.bytes_freed.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
   }
-  if (nalloc == 0 && !preserve) {
+  // An emptied span is kept for its class when this cycle's sweep keeps them (see
+  // set_sweep_keeps_emptied) and it held objects; one already empty at its last sweep went
+  // unused for a whole cycle and is freed.
+  if (nalloc == 0 && !preserve && !(had != 0 && g_keep_emptied.load(std::memory_order_relaxed))) {
     heap().free_span(s);
     return SweepResult::kFreed;
   }

@@ -14,9 +14,23 @@ enum class SweepResult { kFreed, kPartial, kFull };
 
 // Sweeps s, which the caller owns (popped from an unswept list, sweepgen h-1). A span left
 // with no object is returned to the mheap (kFreed), unless `preserve` (an allocating
-// thread that will fill it at once: kPartial, Go's sweep(preserve=true) in cacheSpan);
-// otherwise the caller files it.
+// thread that will fill it at once: kPartial, Go's sweep(preserve=true) in cacheSpan), or
+// unless this cycle's sweep keeps emptied spans and objects were allocated in s since its
+// last sweep (kPartial); otherwise the caller files it.
 SweepResult sweep_span(mspan* s, bool preserve = false);
+
+// Whether this cycle's sweep keeps the spans it empties in their classes (set at mark
+// termination, world stopped). Go returns every span a sweep empties to the heap, and the
+// next allocation of the class takes a span from the heap again: the heap lock, the page
+// allocator, a new span's setup, and its pages cleared. In a program whose classes churn
+// steadily (most objects die young) that was every span, every cycle. A span that held
+// objects since its last sweep is likely to be wanted by its class again, so a cycle the
+// heap's growth started keeps it, empty, for one cycle: if nothing is allocated in it
+// before its next sweep, that sweep frees it. Cycles a program asks for (gc_collect,
+// gc_free_os_memory), the periodic one, an out-of-memory one and one near the memory limit
+// free every emptied span at once, as Go does.
+void set_sweep_keeps_emptied(bool on);
+bool sweep_keeps_emptied();
 
 // Sweepers in flight (mutators in mcentral::cache_span, the background sweeper): counted
 // from before they pop a span until it is filed, so "no unswept span and no sweeper"

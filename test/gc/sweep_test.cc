@@ -72,6 +72,63 @@ TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
   REQUIRE(s2.heap_inuse + bytes / 2 <= s1.heap_inuse);
 }
 
+// Runs a cycle as the heap trigger starts one (nobody waits for it: the background sweeper
+// sweeps it) and waits until it is swept. False if it was not within a minute.
+bool background_cycle_swept() {
+  uint64_t swept0 = test_cycles_swept();
+  test_request_background_cycle();
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  gc_blocking_begin();
+  while (test_cycles_swept() == swept0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  gc_blocking_end();
+  return test_cycles_swept() > swept0;
+}
+
+TEST_CASE("a cycle the heap starts keeps the spans it empties for one cycle and the next frees "
+          "them if unused", "[gc][sweep]") {
+  ensure_heap();
+  constexpr size_t kSize = 1024;
+  // Only the cycles the test starts run: one the pacer started while the class allocates
+  // would sweep the kept spans it has no use for yet, and free them (as it should).
+  int pct = gc_set_percent(-1);
+  gc_collect();
+  ClassSpans c0 = class_spans(kSize);
+  int n = scaled(20000);
+  std::vector<uintptr_t> pop = rooted_population(g_hold, n, kSize);
+  ClassSpans c1 = class_spans(kSize);
+  drop_population(g_hold, n);
+  REQUIRE(c1.spans >= c0.spans + uint64_t(n) * kSize / (64 << 10));
+  // Every object of the population's spans died: the sweep keeps the spans in the class.
+  REQUIRE(background_cycle_swept());
+  ClassSpans c2 = class_spans(kSize);
+  // The class allocates as much again: from the kept spans, no new ones.
+  uint64_t sys2 = stats().heap_sys;
+  on_fresh_thread([&] {
+    for (int i = 0; i < n; i++) gc_alloc_noscan(kSize);
+  });
+  ClassSpans c3 = class_spans(kSize);
+  uint64_t sys3 = stats().heap_sys;
+  // That garbage dies: kept again (its spans were used). Then a cycle in which the class
+  // allocates nothing: its sweep frees them.
+  REQUIRE(background_cycle_swept());
+  ClassSpans c4 = class_spans(kSize);
+  REQUIRE(background_cycle_swept());
+  ClassSpans c5 = class_spans(kSize);
+  gc_set_percent(pct);
+  INFO("class " << c0.index << " spans: " << c0.spans << " before, " << c1.spans
+                << " with the population, " << c2.spans << " after its sweep, " << c3.spans
+                << " after as much garbage, " << c4.spans << " after its sweep, " << c5.spans
+                << " after a cycle unused");
+  CHECK(c2.spans == c1.spans);
+  CHECK(c3.spans == c2.spans);
+  CHECK(sys3 == sys2);
+  CHECK(c4.spans == c3.spans);
+  // All but a tenth of the population's spans are freed (a stale stack word may keep an
+  // object, and its span with it).
+  CHECK(c5.spans <= c0.spans + (c1.spans - c0.spans) / 10);
+}
+
 TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][sweep]") {
   ensure_heap();
   constexpr size_t kPages = 40;
