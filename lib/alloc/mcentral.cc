@@ -33,11 +33,8 @@ bool mcentral::sweep_and_file(mspan* s, bool want_free) {
   return false;
 }
 
-void mcentral::push_swept(mspan* s) {
-  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
-  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+void mcentral::file_swept_locked(mspan* s, uint32_t sg) {
   s->sweepgen.store(sg, std::memory_order_relaxed);
-  std::lock_guard<SpinMutex> g(lock_);
   if (s->alloc_count < s->nelems) {
     s->list = SpanList::kPartial;
     partial_[swept(sg)].push(s);
@@ -45,6 +42,14 @@ void mcentral::push_swept(mspan* s) {
     s->list = SpanList::kFull;
     full_[swept(sg)].push(s);
   }
+}
+
+void mcentral::push_swept(mspan* s) {
+  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  s->sweepgen.store(sg, std::memory_order_relaxed);
+  std::lock_guard<SpinMutex> g(lock_);
+  file_swept_locked(s, sg);
 }
 
 mspan* mcentral::cache_span() {
@@ -116,6 +121,35 @@ bool mcentral::sweep_one() {
   }
   sweep_and_file(u, false);
   return true;
+}
+
+size_t mcentral::sweep_batch(size_t n) {
+  if (!has_unswept()) return 0;  // as sweep_one: do not join the active sweepers to look
+  SweepActive active;
+  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  mspan* batch[kSweepBatch];
+  size_t k = 0;
+  n = std::min(n, kSweepBatch);
+  {
+    std::lock_guard<SpinMutex> g(lock_);
+    while (k < n) {
+      mspan* u = partial_[unswept(sg)].pop();
+      if (!u) u = full_[unswept(sg)].pop();
+      if (!u) break;
+      u->sweepgen.store(sg - 1, std::memory_order_relaxed);  // h-1: being swept (ours)
+      batch[k++] = u;
+    }
+    unswept_count_.fetch_sub(uint32_t(k), std::memory_order_relaxed);
+  }
+  if (k == 0) return 0;
+  size_t keep = 0;
+  for (size_t i = 0; i < k; i++)
+    if (sweep_span(batch[i], /*preserve=*/false) != SweepResult::kFreed) batch[keep++] = batch[i];
+  if (keep == 0) return k;
+  if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
+  std::lock_guard<SpinMutex> g(lock_);
+  for (size_t i = 0; i < keep; i++) file_swept_locked(batch[i], sg);
+  return k;
 }
 
 }  // namespace tricolor::internal

@@ -160,11 +160,8 @@ void start_background_sweeper() {
       while (any) {
         any = false;
         for (int sc = 0; sc < kNumSpanClasses; sc++) {
-          bool swept = false;
-          for (int k = 0; k < 10; k++) {
-            if (!heap().central(static_cast<SpanClass>(sc)).sweep_one()) break;
-            any = swept = true;
-          }
+          bool swept = heap().central(static_cast<SpanClass>(sc)).sweep_batch(10) != 0;
+          any |= swept;
           if (swept && ++batches % 4 == 0 && sched_procs_busy())
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
