@@ -36,7 +36,6 @@ std::atomic<bool> g_keep_emptied{false};
 }  // namespace
 
 void set_sweep_keeps_emptied(bool on) { g_keep_emptied.store(on, std::memory_order_relaxed); }
-bool sweep_keeps_emptied() { return g_keep_emptied.load(std::memory_order_relaxed); }
 
 SweepStats& sweep_stats() { return g_stats; }
 SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }

@@ -30,7 +30,6 @@ SweepResult sweep_span(mspan* s, bool preserve = false);
 // gc_free_os_memory), the periodic one, an out-of-memory one and one near the memory limit
 // free every emptied span at once, as Go does.
 void set_sweep_keeps_emptied(bool on);
-bool sweep_keeps_emptied();
 
 // Sweepers in flight (mutators in mcentral::cache_span, the background sweeper): counted
 // from before they pop a span until it is filed, so "no unswept span and no sweeper"
