@@ -47,7 +47,6 @@ void mcentral::file_swept_locked(mspan* s, uint32_t sg) {
 void mcentral::push_swept(mspan* s) {
   if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
-  s->sweepgen.store(sg, std::memory_order_relaxed);
   std::lock_guard<SpinMutex> g(lock_);
   file_swept_locked(s, sg);
 }
@@ -104,27 +103,13 @@ void mcentral::uncache_span(mspan* s) {
   push_swept(s);
 }
 
-bool mcentral::sweep_one() {
+bool mcentral::sweep_one() { return sweep_batch(1) != 0; }
+
+size_t mcentral::sweep_batch(size_t n) {
   // Nothing to sweep: leave without joining the active sweepers, so that sweep_done and
   // finish_sweep (sweep termination, world stopped) need not wait for a sweeper that only
   // looked (and may be descheduled while it looks).
-  if (!has_unswept()) return false;
-  SweepActive active;
-  uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
-  mspan* u;
-  {
-    std::lock_guard<SpinMutex> g(lock_);
-    u = partial_[unswept(sg)].pop();
-    if (!u) u = full_[unswept(sg)].pop();
-    if (!u) return false;
-    unswept_count_.fetch_sub(1, std::memory_order_relaxed);
-  }
-  sweep_and_file(u, false);
-  return true;
-}
-
-size_t mcentral::sweep_batch(size_t n) {
-  if (!has_unswept()) return 0;  // as sweep_one: do not join the active sweepers to look
+  if (!has_unswept()) return 0;
   SweepActive active;
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* batch[kSweepBatch];

@@ -28,7 +28,7 @@ class mcentral {
   void uncache_span(mspan* s);
   // Puts a large span (class 0) or a freshly swept span on the right swept list.
   void push_swept(mspan* s);
-  // Sweeps one unswept span of this class; false when there is none left.
+  // Sweeps one unswept span of this class (a batch of one); false when there is none left.
   bool sweep_one();
   // Sweeps up to n (at most kSweepBatch) unswept spans of this class, taking them all with
   // one hold of the lock and filing them all with another; returns how many. The

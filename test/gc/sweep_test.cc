@@ -72,17 +72,24 @@ TEST_CASE("spans left empty by a sweep go back to the mheap", "[gc][sweep]") {
   REQUIRE(s2.heap_inuse + bytes / 2 <= s1.heap_inuse);
 }
 
+// Waits (in a blocking region: the collector does not wait for this thread) until done()
+// holds, at most a minute; returns done().
+template <class F>
+bool wait_blocking(F done) {
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  gc_blocking_begin();
+  while (!done() && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  gc_blocking_end();
+  return done();
+}
+
 // Runs a cycle as the heap trigger starts one (nobody waits for it: the background sweeper
 // sweeps it) and waits until it is swept. False if it was not within a minute.
 bool background_cycle_swept() {
   uint64_t swept0 = test_cycles_swept();
   test_request_background_cycle();
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  gc_blocking_begin();
-  while (test_cycles_swept() == swept0 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  gc_blocking_end();
-  return test_cycles_swept() > swept0;
+  return wait_blocking([&] { return test_cycles_swept() > swept0; });
 }
 
 TEST_CASE("a cycle the heap starts keeps the spans it empties for one cycle and the next frees "
@@ -195,12 +202,7 @@ TEST_CASE("with the background sweeper held, allocation sweeps the spans it need
   // A cycle nobody waits for: the held background sweeper is its only sweeper.
   test_request_background_cycle();
   // The cycle is marked; its spans are left unswept.
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  gc_blocking_begin();
-  while (cycles_marked() == marked0 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  gc_blocking_end();
-  bool marked = cycles_marked() > marked0;
+  bool marked = wait_blocking([&] { return cycles_marked() > marked0; });
   uint64_t by_alloc0 = sweep_stats().spans_swept_by_alloc.load();
   bool swept_early = sweep_done();
   on_fresh_thread([&] {
