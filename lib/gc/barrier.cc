@@ -28,7 +28,7 @@ namespace tricolor::internal {
   if (t->wbuf.n == 0) return;
   mark_state().busy.fetch_add(1, std::memory_order_seq_cst);
   GcWork w;
-  for (int i = 0; i < t->wbuf.n; i++) grey_pointer(t->wbuf.buf[i], w);
+  grey_pointers(t->wbuf.buf, size_t(t->wbuf.n), w);
   t->wbuf.n = 0;
   w.dispose();
   mark_state().busy.fetch_sub(1, std::memory_order_seq_cst);

@@ -232,6 +232,34 @@ TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
 
 void grey_pointer(uintptr_t p, GcWork& w) { grey(p, w); }
 
+void grey_pointers(const uintptr_t* v, size_t n, GcWork& w) {
+  // In passes over chunks of the list, so that the cache misses of one pass overlap
+  // instead of following each other: the spans are looked up and their first lines
+  // prefetched, then the mark words those lines name are prefetched, then the pointers
+  // are greyed. One pointer after the other, a write-barrier buffer flushed by a thread
+  // whose caches do not hold its spans (the collector's, at mark termination) took about
+  // 85 ns a pointer, three misses in a row: 26 us for 305 pointers in a pause.
+  constexpr size_t kChunk = 64;
+  mspan* spans[kChunk];
+  for (size_t base = 0; base < n; base += kChunk) {
+    size_t m = std::min(kChunk, n - base);
+    const uintptr_t* p = v + base;
+    for (size_t i = 0; i < m; i++) {
+      spans[i] = mheap::span_of(p[i]);
+      if (spans[i]) __builtin_prefetch(spans[i]);
+    }
+    for (size_t i = 0; i < m; i++) {
+      mspan* s = spans[i];
+      // A span struct is never unmapped (INV-HEAP-1) and a prefetch does not fault, so a
+      // span being torn down only costs a useless prefetch; grey_in checks its state.
+      if (s && p[i] - s->start < s->limit - s->start)
+        __builtin_prefetch(&s->mark_bits[s->object_index(p[i]) / 64]);
+    }
+    for (size_t i = 0; i < m; i++)
+      if (spans[i]) grey_in(p[i], spans[i], w);
+  }
+}
+
 namespace {
 // The pointers a drain finds in the objects it scans are greyed kCap pointers later, with
 // their span's first line (state, bounds, divisor, mark-bit pointer) prefetched when they

@@ -121,6 +121,9 @@ bool find_object(uintptr_t p, ObjRef* out);
 
 // Marks the object p points into (if any, and white) and queues it if it has pointers.
 void grey_pointer(uintptr_t p, GcWork& w);
+// grey_pointer for each of n pointers, with the cache misses of their lookups overlapped
+// (a write-barrier buffer's flush).
+void grey_pointers(const uintptr_t* v, size_t n, GcWork& w);
 // Greys every aligned word of [lo, hi) that points into the heap (stacks, roots).
 void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w);
 // Drains grey objects until the queue is empty or `budget` bytes were scanned
