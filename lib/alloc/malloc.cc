@@ -262,15 +262,32 @@ inline void* alloc_tiny(ThreadState* t, size_t size) {
 
 using namespace tricolor::internal;
 
-extern "C" void* gc_alloc(size_t size, const gc_type* type) {
+// The two entry points start on a cache line: where the layout of the library put one
+// mid-line, the same instructions took up to 10-15% longer per object (alloc-hot).
+extern "C" [[gnu::aligned(64)]] void* gc_alloc(size_t size, const gc_type* type) {
 #if TRICOLOR_STRESS
   if (tls_thread) stress_alloc();
+#else
+  // The fast path of a scan object: the run of the size's scan class hands out its next
+  // slot if the run's type is this one (NULL: the conservative type). The type's noscan
+  // flag is not read: a noscan type is never a scan run's type (alloc_small_slow), so it
+  // misses here and takes the general path below, which files it in a noscan class.
+  ThreadState* t = tls_thread;
+  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize &&
+                       (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) == 0, 1)) {
+    mcache::Run& r = t->cache.run[make_span_class(size_to_class(size), false)];
+    uintptr_t p = r.next;
+    if (__builtin_expect(p < r.end && type == r.type, 1)) {
+      r.next = p + r.size;
+      return reinterpret_cast<void*>(p);
+    }
+  }
 #endif
   // A NULL type (the conservative one) is resolved off the fast path.
   return alloc_any(size, type, type != nullptr && type->noscan);
 }
 
-extern "C" void* gc_alloc_noscan(size_t size) {
+extern "C" [[gnu::aligned(64)]] void* gc_alloc_noscan(size_t size) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
 #if TRICOLOR_STRESS

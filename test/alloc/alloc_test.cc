@@ -290,6 +290,31 @@ TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitm
   }
 }
 
+// gc_alloc's fast path looks up the scan class's run by the type alone, without reading
+// whether the type is noscan: objects of a pointer-free type, allocated in turn with
+// scan objects of the same size, must still land in noscan spans, and the scan objects
+// in scan spans with their own pointer bits.
+TEST_CASE("gc_alloc files a pointer-free type's objects in noscan spans, next to scan objects",
+          "[alloc][types]") {
+  ensure_heap();
+  size_t word0 = 0;
+  const gc_type* flat = gc_type_new("Flat", 32, nullptr, 0);
+  const gc_type* linked = gc_type_new("Linked", 32, &word0, 1);
+  REQUIRE(flat != nullptr);
+  REQUIRE(linked != nullptr);
+  for (int i = 0; i < 600; i++) {  // several runs and spans of the class
+    const gc_type* t = i % 3 == 0 ? linked : i % 3 == 1 ? flat : nullptr;
+    void* p = gc_alloc(32, t);
+    REQUIRE(p != nullptr);
+    ObjRef r;
+    REQUIRE(find_object(reinterpret_cast<uintptr_t>(p), &r));
+    INFO("object " << i);
+    REQUIRE(r.span->noscan() == (t == flat));
+    if (t == linked) REQUIRE(r.span->read_heap_bits(r.idx) == (linked->tile64 & 0xf));
+    if (t == nullptr) REQUIRE(r.span->read_heap_bits(r.idx) == 0xf);
+  }
+}
+
 // The statistics count the objects handed out, not the slots a run takes ahead of them:
 // mark termination gives a run's unused slots back to their span.
 TEST_CASE("the allocation counters count objects handed out and runs give their rest back",
