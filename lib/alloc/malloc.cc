@@ -235,26 +235,44 @@ inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   return alloc_unpolled(t, size, type, noscan);
 }
 
-// The tiny allocator (Go's): noscan objects under 16 B share 16 B blocks.
-inline void* alloc_tiny(ThreadState* t, size_t size) {
+// The tiny allocator's block is used up (or there is none): a new 16 B block, which
+// becomes the current one if it has more room left than the old (Go's rule). Out of line,
+// so that the tiny fast path needs no stack frame.
+[[gnu::noinline]] void* alloc_tiny_block(ThreadState* t, size_t size) {
   mcache& c = t->cache;
-  uintptr_t off = c.tiny_offset;
-  if (size % 8 == 0) off = (off + 7) & ~uintptr_t{7};
-  else if (size % 4 == 0) off = (off + 3) & ~uintptr_t{3};
-  else if (size % 2 == 0) off = (off + 1) & ~uintptr_t{1};
-  if (off + size <= kTinySize && c.tiny != 0) {
-    c.tiny_offset = off + size;
-    c.tiny_allocs++;
-    return reinterpret_cast<void*>(c.tiny + off);
-  }
   void* block = alloc_small(t, kTinySize, nullptr, true);
   if (!block) return nullptr;
-  // Keep the block with more room left (Go's rule).
   if (size < c.tiny_offset || c.tiny == 0) {
     c.tiny = reinterpret_cast<uintptr_t>(block);
     c.tiny_offset = size;
   }
   return block;
+}
+
+// The tiny allocator (Go's): noscan objects under 16 B share 16 B blocks, each aligned to
+// its size's lowest set bit, at most 8 (Go's rule: 8 for multiples of 8, 4 for multiples
+// of 4, 2 for even sizes).
+inline void* alloc_tiny(ThreadState* t, size_t size) {
+  mcache& c = t->cache;
+  uintptr_t align = std::min<uintptr_t>(size & (~size + 1), 8);
+  uintptr_t off = (c.tiny_offset + align - 1) & ~(align - 1);
+  if (off + size <= kTinySize && c.tiny != 0) {
+    c.tiny_offset = off + size;
+    c.tiny_allocs++;
+    return reinterpret_cast<void*>(c.tiny + off);
+  }
+  return alloc_tiny_block(t, size);
+}
+
+inline void* alloc_noscan_unpolled(ThreadState* t, size_t size) {
+  if (size < kTinySize && size > 0) return alloc_tiny(t, size);
+  return alloc_unpolled(t, size, nullptr, true);
+}
+
+// gc_alloc_noscan when a safepoint has work: as alloc_polled.
+[[gnu::noinline]] void* alloc_noscan_polled(ThreadState* t, size_t size) {
+  safepoint_slow(t, /*may_yield=*/false);
+  return alloc_noscan_unpolled(tls_thread, size);
 }
 
 }  // namespace
@@ -294,12 +312,9 @@ extern "C" [[gnu::aligned(64)]] void* gc_alloc_noscan(size_t size) {
   stress_alloc();
   t = tls_thread;  // a fiber may resume on another thread after the collection
 #endif
-  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0)) {
-    safepoint_slow(t, /*may_yield=*/false);  // as in alloc_polled
-    t = tls_thread;
-  }
-  if (size < kTinySize && size > 0) return alloc_tiny(t, size);
-  return alloc_unpolled(t, size, nullptr, true);
+  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0))
+    return alloc_noscan_polled(t, size);  // a tail call: the fast paths need no frame
+  return alloc_noscan_unpolled(t, size);
 }
 
 extern "C" void* gc_base(const void* p) {
