@@ -128,8 +128,10 @@ size_t mcentral::sweep_batch(size_t n) {
   }
   if (k == 0) return 0;
   size_t keep = 0;
+  SweepTally tally;
   for (size_t i = 0; i < k; i++)
-    if (sweep_span(batch[i], /*preserve=*/false) != SweepResult::kFreed) batch[keep++] = batch[i];
+    if (sweep_span(batch[i], /*preserve=*/false, tally) != SweepResult::kFreed) batch[keep++] = batch[i];
+  tally.flush();  // before `active` ends: a finished sweep's figures are complete
   if (keep == 0) return k;
   if (!used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   std::lock_guard<SpinMutex> g(lock_);

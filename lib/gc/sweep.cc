@@ -41,10 +41,30 @@ SweepStats& sweep_stats() { return g_stats; }
 SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }
 SweepActive::~SweepActive() { g_active.fetch_sub(1, std::memory_order_seq_cst); }
 
+void SweepTally::flush() {
+  // Relaxed: statistics.
+  if (spans) g_stats.spans_swept.fetch_add(spans, std::memory_order_relaxed);
+  if (frees) {
+    auto& c = alloc_counters();
+    c.frees.fetch_add(frees, std::memory_order_relaxed);
+    c.class_frees[cls].fetch_add(frees, std::memory_order_relaxed);
+    c.freed_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    g_stats.bytes_freed.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  spans = frees = bytes = 0;
+}
+
 SweepResult sweep_span(mspan* s, bool preserve) {
-  auto& c = alloc_counters();
+  SweepTally tally;
+  SweepResult r = sweep_span(s, preserve, tally);
+  tally.flush();
+  return r;
+}
+
+SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   uint32_t cls = s->size_class();
-  g_stats.spans_swept.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  tally.cls = cls;
+  tally.spans++;
   // Heap-trace samples: the span's count is one load; only a span holding a sampled
   // object looks its records up, before the mark bits become the alloc bits.
   if (__builtin_expect(s->nsampled != 0, 0)) trace_sweep_samples(s);
@@ -53,10 +73,8 @@ SweepResult sweep_span(mspan* s, bool preserve) {
       __atomic_store_n(&s->mark_bits[0], 0, __ATOMIC_RELAXED);  // gc_base reads it
       return SweepResult::kFull;
     }
-    c.frees.fetch_add(1, std::memory_order_relaxed);
-    c.class_frees[0].fetch_add(1, std::memory_order_relaxed);
-    c.freed_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
-    g_stats.bytes_freed.fetch_add(s->elemsize, std::memory_order_relaxed);
+    tally.frees++;
+    tally.bytes += s->elemsize;
     heap().free_span(s);
     return SweepResult::kFreed;
   }
@@ -99,10 +117,8 @@ SweepResult sweep_span(mspan* s, bool preserve) {
   s->refill_alloc_cache(0);
   if (nfreed) {
     s->needzero = true;
-    c.frees.fetch_add(nfreed, std::memory_order_relaxed);
-    c.class_frees[cls].fetch_add(nfreed, std::memory_order_relaxed);
-    c.freed_bytes.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
-    g_stats.bytes_freed.fetch_add(uint64_t(nfreed) * s->elemsize, std::memory_order_relaxed);
+    tally.frees += nfreed;
+    tally.bytes += uint64_t(nfreed) * s->elemsize;
   }
   // An emptied span is kept for its class when this cycle's sweep keeps them (see
   // set_sweep_keeps_emptied) and it held objects; one already empty at its last sweep went

@@ -19,6 +19,19 @@ enum class SweepResult { kFreed, kPartial, kFull };
 // last sweep (kPartial); otherwise the caller files it.
 SweepResult sweep_span(mspan* s, bool preserve = false);
 
+// What sweeps freed, counted locally and added to the shared counters (AllocCounters,
+// SweepStats) by flush(): a batch of spans adds once, not once per span, to counters whose
+// cache lines every sweeping CPU writes. All the spans of a tally are of one size class.
+struct SweepTally {
+  uint64_t spans = 0;
+  uint64_t frees = 0;
+  uint64_t bytes = 0;
+  uint32_t cls = 0;
+  void flush();
+};
+// sweep_span, counting into `tally` (the caller flushes it before its SweepActive ends).
+SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally);
+
 // Whether this cycle's sweep keeps the spans it empties in their classes (set at mark
 // termination, world stopped). Go returns every span a sweep empties to the heap, and the
 // next allocation of the class takes a span from the heap again: the heap lock, the page
