@@ -57,6 +57,10 @@ inline void publish(mspan* s, uint32_t idx) {
 // cleared memory in the L1 cache until the objects are handed out.
 inline constexpr uint32_t kRunBytes = 4096;
 
+// The smallest OS page (x86-64, arm64 with 4 KiB pages); where pages are larger, take_run
+// touches one more than once, which costs a store.
+inline constexpr uintptr_t kOsPageSize = 4096;
+
 // The run of class sc is used up: takes the next one from the cached span, or from a new
 // span when it is full (the pacer's hook, the refill, a collection if the heap is out of
 // memory), then makes its slots ready to hand out. false: out of memory.
@@ -83,7 +87,19 @@ inline constexpr uint32_t kRunBytes = 4096;
   uintptr_t p = s->object_base(first);
   size_t bytes = size_t(n) * s->elemsize;
   unpoison_for_reuse(p, bytes);  // stress + ASan builds only (alloc/poison.h)
-  if (s->needzero) memset(reinterpret_cast<void*>(p), 0, bytes);
+  if (s->needzero) {
+    memset(reinterpret_cast<void*>(p), 0, bytes);
+  } else {
+    // Memory fresh from the OS (or released to it) reads as zero, but a page never
+    // touched is mapped to the shared zero page by its first read, and the first write
+    // after that is a second fault that copies it and, with the program's threads on
+    // other CPUs, flushes their TLBs (an IPI to each). The write barrier reads a slot
+    // before it writes it, as programs do: binary-trees on two threads took a fault and a
+    // TLB shootdown for most pages of its heap. One store per page of the run makes the
+    // first fault a write fault, which maps a zeroed page at once.
+    for (uintptr_t a = p; a < p + bytes; a = (a | (kOsPageSize - 1)) + 1)
+      *reinterpret_cast<volatile char*>(a) = 0;
+  }
   // Objects allocated while marking are black (INV-MARK-2). No stop of the world can come
   // between this load and the publication below: a mark start that comes after marks the
   // rest of the run itself (blacken_runs).
