@@ -308,7 +308,13 @@ TEST_CASE("objects on fresh pages fault as often when read before written as whe
   int percent = gc_set_percent(-1);
   constexpr size_t kSize = 256;
   constexpr size_t kCount = (32 << 20) / kSize;  // 32 MiB a phase, from new arenas mostly
-  std::vector<void*> keep(2 * kCount);  // written now: its faults are not counted
+  // First use up the pages the heap holds free (written before, or fresh), so that both
+  // phases below take pages of new arenas.
+  gc_stats st;
+  gc_read_stats(&st);
+  std::vector<void*> keep((st.heap_sys - st.heap_inuse) / kSize + 4096 + 2 * kCount);
+  size_t warm = keep.size() - 2 * kCount;
+  for (size_t i = 0; i < warm; i++) REQUIRE((keep[i] = gc_alloc_noscan(kSize)) != nullptr);
   auto phase = [&](size_t first, bool read_first) {
     rusage r0, r1;
     getrusage(RUSAGE_THREAD, &r0);
@@ -322,8 +328,8 @@ TEST_CASE("objects on fresh pages fault as often when read before written as whe
     getrusage(RUSAGE_THREAD, &r1);
     return size_t(r1.ru_minflt - r0.ru_minflt);
   };
-  size_t written = phase(0, false);
-  size_t read_then_written = phase(kCount, true);
+  size_t written = phase(warm, false);
+  size_t read_then_written = phase(warm + kCount, true);
   gc_set_percent(percent);
   INFO(written << " faults when written, " << read_then_written << " when read first");
   CHECK(written > 0);
