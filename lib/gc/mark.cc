@@ -250,9 +250,9 @@ void grey_pointers(const uintptr_t* v, size_t n, GcWork& w) {
     }
     for (size_t i = 0; i < m; i++) {
       mspan* s = spans[i];
-      // A span struct is never unmapped (INV-HEAP-1) and a prefetch does not fault, so a
-      // span being torn down only costs a useless prefetch; grey_in checks its state.
-      if (s && p[i] - s->start < s->limit - s->start)
+      // As grey_in: the span's fields are read once its state says it is set up.
+      if (s && s->state.load(std::memory_order_acquire) == SpanState::kInUse &&
+          p[i] - s->start < s->limit - s->start)
         __builtin_prefetch(&s->mark_bits[s->object_index(p[i]) / 64]);
     }
     for (size_t i = 0; i < m; i++)
