@@ -768,8 +768,12 @@ void request_cycle(CycleReason reason) {
     std::lock_guard<std::mutex> g(g_mu);
     started = g_cycles_started;
   }
-  request_cycle(CycleReason::kHeap);
+  // Inside the wait before the request: the controller, woken by the request, often runs
+  // on this CPU at once (the waker's), and its stop of the world then waited 10-30 us for
+  // this thread, which it kept off the CPU, to reach the wait (two mutator threads on two
+  // CPUs: most of the sweep termination pause).
   collector_wait_begin();
+  request_cycle(CycleReason::kHeap);
   {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [&] {
@@ -1012,9 +1016,10 @@ void test_start_cycle() {
     g_request_user = true;
     g_request_reason = CycleReason::kUser;
   }
-  g_cv.notify_all();
+  // In the blocking region before the controller is woken (see start_cycle_from_allocation).
   bool attached = current_thread() != nullptr;
   if (attached) gc_blocking_begin();
+  g_cv.notify_all();
   {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait(g, [&] { return g_roots_scanned_cycle >= target; });
@@ -1340,9 +1345,10 @@ void clear_stack_if_room() {
     g_request_user = true;
     g_request_reason = CycleReason::kUser;
   }
-  g_cv.notify_all();
+  // In the blocking region before the controller is woken (see start_cycle_from_allocation).
   bool attached = current_thread() != nullptr;
   if (attached) gc_blocking_begin();
+  g_cv.notify_all();
   {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait(g, [&] { return g_cycles_swept >= target || g_stop; });
