@@ -113,15 +113,18 @@ TEST_CASE("cycles and shared subgraphs are reclaimed when unreachable and kept w
     g_root_slot[1] = b;
     shared_h = hide(shared);
   });
-  gc_collect();
-  REQUIRE(freed(ring_h));
+  // The ring is freed, unless a stale stack word names one of its nodes (conservative
+  // scanning; seen once under TSan): then the probe names that word, and nothing else may
+  // hold it.
+  Retention ret = require_freed_or_stack_held({ring_h}, 3);
+  if (ret.kept != 0) REQUIRE(!ret.why.empty());
   REQUIRE(!freed(shared_h));
   REQUIRE(check_h(shared_h) == ~uint64_t(7));
   REQUIRE(id_at(&g_root_slot[1], 1) == 7);
   REQUIRE(id_at(&g_root_slot[1], 2) == 1);
   g_root_slot[1] = nullptr;
-  gc_collect();
-  REQUIRE(freed(shared_h));
+  Retention ret2 = require_freed_or_stack_held({shared_h}, 3);
+  if (ret2.kept != 0) REQUIRE(!ret2.why.empty());
   gc_remove_root(g_root_slot);
 }
 
