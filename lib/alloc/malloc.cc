@@ -154,15 +154,21 @@ inline constexpr uintptr_t kOsPageSize = 4096;
 // already cleared, published and, during a mark, black. A scan object also needs the
 // run's type (no pointer bits to write). Anything else goes to alloc_small_slow, which the
 // fast path calls as its last act (a tail call: no stack frame).
-inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
-  SpanClass sc = make_span_class(size_to_class(size), noscan);
-  mcache::Run& r = t->cache.run[sc];
+// The bump itself: the next slot of the class's run if the run has one and its type is
+// `key` (NULL for a noscan run or gc_alloc's conservative type), else nullptr.
+inline void* run_bump(ThreadState* t, size_t size, const gc_type* key, bool noscan) {
+  mcache::Run& r = t->cache.run[make_span_class(size_to_class(size), noscan)];
   uintptr_t p = r.next;
-  const gc_type* key = noscan ? nullptr : type;
   if (__builtin_expect(p < r.end && key == r.type, 1)) {
     r.next = p + r.size;
+    if (p == 0) __builtin_unreachable();  // a run is never at 0: callers test no result
     return reinterpret_cast<void*>(p);
   }
+  return nullptr;
+}
+
+inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  if (void* p = run_bump(t, size, noscan ? nullptr : type, noscan)) return p;
   return alloc_small_slow(t, size, type, noscan);
 }
 
@@ -242,12 +248,14 @@ inline void* alloc_unpolled(ThreadState* t, size_t size, const gc_type* type, bo
 // computes (sysmon sets it for fibers running over 10 ms), and every allocation took the
 // slow path meanwhile (3% of binary-trees on fibers).
 constexpr uint32_t kAllocPollMask = ~uint32_t{kPollPreempt};
+inline bool alloc_poll_pending() {
+  return (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0;
+}
 
 inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
-  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0))
-    return alloc_polled(t, size, type, noscan);
+  if (__builtin_expect(alloc_poll_pending(), 0)) return alloc_polled(t, size, type, noscan);
   return alloc_unpolled(t, size, type, noscan);
 }
 
@@ -307,15 +315,8 @@ extern "C" [[gnu::aligned(64)]] void* gc_alloc(size_t size, const gc_type* type)
   // flag is not read: a noscan type is never a scan run's type (alloc_small_slow), so it
   // misses here and takes the general path below, which files it in a noscan class.
   ThreadState* t = tls_thread;
-  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize &&
-                       (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) == 0, 1)) {
-    mcache::Run& r = t->cache.run[make_span_class(size_to_class(size), false)];
-    uintptr_t p = r.next;
-    if (__builtin_expect(p < r.end && type == r.type, 1)) {
-      r.next = p + r.size;
-      return reinterpret_cast<void*>(p);
-    }
-  }
+  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize && !alloc_poll_pending(), 1))
+    if (void* p = run_bump(t, size, type, /*noscan=*/false)) return p;
 #endif
   // A NULL type (the conservative one) is resolved off the fast path.
   return alloc_any(size, type, type != nullptr && type->noscan);
@@ -328,7 +329,7 @@ extern "C" [[gnu::aligned(64)]] void* gc_alloc_noscan(size_t size) {
   stress_alloc();
   t = tls_thread;  // a fiber may resume on another thread after the collection
 #endif
-  if (__builtin_expect((__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0, 0))
+  if (__builtin_expect(alloc_poll_pending(), 0))
     return alloc_noscan_polled(t, size);  // a tail call: the fast paths need no frame
   return alloc_noscan_unpolled(t, size);
 }
