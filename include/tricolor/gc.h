@@ -92,6 +92,118 @@ static inline void gc_write_ptr(void* slot, void* value) {
   __atomic_store_n((void**)slot, value, __ATOMIC_RELAXED);
 }
 
+/* ---- The allocation fast paths, inline ------------------------------------ */
+
+/* gc_alloc and gc_alloc_noscan are also function-like macros that bump the calling thread's
+ * allocation run in the caller's own code (no call, no PLT jump; bdwgc's gc_inline.h and
+ * cppgc's inline allocation do the same) and call the library for everything else: a used-up
+ * run, a safepoint with work, an unattached thread, a large or an absurd size. The objects,
+ * their zeroing and their errors are those of the functions; `(gc_alloc)(...)` and
+ * `&gc_alloc` name the functions themselves. Define TRICOLOR_NO_INLINE_ALLOC before
+ * including this header to call the functions always.
+ *
+ * x86-64 only: a fiber that allocates, yields and resumes on another thread must read that
+ * thread's cache. x86-64 compilers read initial-exec TLS through %fs at every access; on other
+ * targets a compiler may keep the thread pointer in a register across the fiber switch. */
+#if defined(__GNUC__) || defined(__clang__)
+/* Internal state of the fast paths below (lib/alloc/mcache.h). Not part of the API. */
+struct tricolor_run { /* slots [next, end) of a span, cleared and ready */
+  uintptr_t next;
+  uintptr_t end;
+  const gc_type* type; /* a scan run: the type its objects need no more for */
+  uintptr_t size;      /* the slot size */
+};
+enum { tricolor_num_span_classes_ = 134, /* 67 size classes, scan and noscan */
+       tricolor_tiny_span_class_ = 5,    /* 16 B noscan: the tiny allocator's blocks */
+       tricolor_poll_alloc_mask_ = ~8 }; /* the poll requests an allocation takes */
+struct tricolor_cache {
+  uintptr_t tiny; /* the tiny allocator's 16 B block, or 0 */
+  uintptr_t tiny_offset;
+  uint64_t tiny_allocs;
+  uint64_t reserved_;
+  struct tricolor_run run[tricolor_num_span_classes_];
+};
+/* The calling thread's cache: NULL when it is not attached (and in stress builds). */
+extern TRICOLOR_API __thread struct tricolor_cache* tricolor_tls_cache
+    __attribute__((tls_model("initial-exec")));
+extern TRICOLOR_API const uint8_t tricolor_size_to_class8[129];   /* (size + 7) / 8 */
+extern TRICOLOR_API const uint8_t tricolor_size_to_class128[249]; /* (size - 897) / 128 */
+#endif
+
+#if !defined(TRICOLOR_NO_INLINE_ALLOC) && defined(__x86_64__) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define TRICOLOR_INLINE_ALLOC 1
+
+static inline __attribute__((always_inline)) struct tricolor_run* tricolor_run_of_(
+    struct tricolor_cache* c, size_t size, unsigned noscan) {
+  unsigned cls = size <= 1016 ? tricolor_size_to_class8[(size + 7) >> 3]
+                              : tricolor_size_to_class128[(size - 897) >> 7];
+  return &c->run[cls << 1 | noscan];
+}
+
+static inline __attribute__((always_inline)) struct tricolor_cache* tricolor_cache_ready_(void) {
+  struct tricolor_cache* c = tricolor_tls_cache;
+  if (__builtin_expect(c != NULL && (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) &
+                                     (uint32_t)tricolor_poll_alloc_mask_) == 0, 1))
+    return c;
+  return NULL;
+}
+
+static inline __attribute__((always_inline)) void* tricolor_alloc_inline_(size_t size,
+                                                                          const gc_type* type) {
+  struct tricolor_cache* c = tricolor_cache_ready_();
+  if (__builtin_expect(c != NULL && size <= 32768, 1)) {
+    struct tricolor_run* r = tricolor_run_of_(c, size, 0);
+    uintptr_t p = r->next;
+    if (__builtin_expect(p < r->end && r->type == type, 1)) {
+      r->next = p + r->size;
+      return (void*)p;
+    }
+  }
+  return (gc_alloc)(size, type);
+}
+
+static inline __attribute__((always_inline)) void* tricolor_alloc_noscan_inline_(size_t size) {
+  struct tricolor_cache* c = tricolor_cache_ready_();
+  if (__builtin_expect(c != NULL, 1)) {
+    if (size - 1 < 15) {
+      /* The tiny allocator (Go's): objects under 16 B share 16 B blocks, each aligned to its
+       * size's lowest set bit, at most 8. A used-up block is replaced by the next slot of the
+       * 16 B noscan run, which stays the current block if it has more room left. */
+      uintptr_t align = size & (~size + 1);
+      align = align > 8 ? 8 : align;
+      uintptr_t off = (c->tiny_offset + align - 1) & ~(align - 1);
+      if (__builtin_expect(off + size <= 16 && c->tiny != 0, 1)) {
+        c->tiny_offset = off + size;
+        c->tiny_allocs++;
+        return (void*)(c->tiny + off);
+      }
+      struct tricolor_run* r = &c->run[tricolor_tiny_span_class_];
+      uintptr_t p = r->next;
+      if (__builtin_expect(p < r->end, 1)) {
+        r->next = p + 16;
+        if (size < c->tiny_offset || c->tiny == 0) {
+          c->tiny = p;
+          c->tiny_offset = size;
+        }
+        return (void*)p;
+      }
+    } else if (__builtin_expect(size <= 32768, 1)) {
+      struct tricolor_run* r = tricolor_run_of_(c, size, 1);
+      uintptr_t p = r->next;
+      if (__builtin_expect(p < r->end, 1)) {
+        r->next = p + r->size;
+        return (void*)p;
+      }
+    }
+  }
+  return (gc_alloc_noscan)(size);
+}
+
+#define gc_alloc(size, type) tricolor_alloc_inline_((size), (type))
+#define gc_alloc_noscan(size) tricolor_alloc_noscan_inline_((size))
+#endif /* inline allocation */
+
 /* ---- Roots, threads, safepoints ----------------------------------------- */
 
 /* A range of words outside the heap (e.g. globals) scanned conservatively as a root.

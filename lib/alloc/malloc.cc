@@ -306,7 +306,7 @@ using namespace tricolor::internal;
 
 // The two entry points start on a cache line: where the layout of the library put one
 // mid-line, the same instructions took up to 10-15% longer per object (alloc-hot).
-extern "C" [[gnu::aligned(64)]] void* gc_alloc(size_t size, const gc_type* type) {
+extern "C" [[gnu::aligned(64)]] void*(gc_alloc)(size_t size, const gc_type* type) {
 #if TRICOLOR_STRESS
   if (tls_thread) stress_alloc();
 #else
@@ -322,7 +322,7 @@ extern "C" [[gnu::aligned(64)]] void* gc_alloc(size_t size, const gc_type* type)
   return alloc_any(size, type, type != nullptr && type->noscan);
 }
 
-extern "C" [[gnu::aligned(64)]] void* gc_alloc_noscan(size_t size) {
+extern "C" [[gnu::aligned(64)]] void*(gc_alloc_noscan)(size_t size) {
   ThreadState* t = tls_thread;
   if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
 #if TRICOLOR_STRESS

@@ -6,13 +6,14 @@
 #include <cstdint>
 
 #include "alloc/mspan.h"
+#include "tricolor/gc.h"
 
 namespace tricolor::internal {
 
 // A scan run's `type` when no type may skip the heap-bits write (never a gc_type address).
 inline const gc_type* const kNoRunType = reinterpret_cast<const gc_type*>(uintptr_t{1});
 
-struct mcache {
+struct mcache : tricolor_cache {
   // The allocation run of a span class: slots [next, end) of the cached span, taken from it
   // ahead of the allocations (mspan::take_run) and made ready for them at once: cleared,
   // published to the markers (freeindex_for_scan past them), marked if a mark is running
@@ -24,17 +25,12 @@ struct mcache {
   // Until handed out, a run's slots count as allocated objects of zero words (gc_base
   // finds them; a conservative pointer marks them): Go's freeIndexForScan moves a slot at a
   // time, this moves a run at a time.
-  struct Run {
-    uintptr_t next = 0;
-    uintptr_t end = 0;
-    const gc_type* type = nullptr;
-    uintptr_t size = 0;
-  };
-  Run run[kNumSpanClasses];
+  // (tricolor_run in tricolor/gc.h, whose inline fast paths bump it in the program's code.)
+  using Run = tricolor_run;
+  // The base holds run[kNumSpanClasses] and the tiny allocator's state: tiny (the current
+  // 16 B block, a heap object, or 0), tiny_offset, and tiny_allocs (flushed to the global
+  // statistics).
   mspan* alloc[kNumSpanClasses];  // never null: the empty dummy span when nothing cached
-  uintptr_t tiny = 0;             // current 16 B tiny block (a heap object) or 0
-  uintptr_t tiny_offset = 0;
-  uint64_t tiny_allocs = 0;       // flushed to the global statistics
   // Bytes handed out since the last allocation sample (heap trace): a span's free space is
   // charged when it is cached and the slots still free are taken back when it is released,
   // so the sample weights add up to the bytes really allocated. Signed: a release may take
@@ -54,6 +50,14 @@ struct mcache {
   // will hand out during the mark): at mark start, world stopped. Returns their bytes.
   uint64_t blacken_runs();
 };
+
+// gc.h's inline fast paths index the runs and find the tiny allocator's run as the library
+// does.
+static_assert(kNumSpanClasses == tricolor_num_span_classes_);
+static_assert(make_span_class(size_to_class(kTinySize), true) == tricolor_tiny_span_class_ &&
+              kClassToSize[size_to_class(kTinySize)] == kTinySize);
+static_assert(kSmallSizeMax - 8 == 1016 && kSmallSizeDiv == 8 && kLargeSizeDiv == 128 &&
+              kSmallSizeMax - kLargeSizeDiv + 1 == 897 && kMaxSmallSize == 32768);
 
 // The empty span every mcache slot points to when it caches nothing: its alloc_cache is 0
 // and nelems 0, so the fast path falls to refill without a null check.

@@ -19,11 +19,25 @@
 
 extern "C" {
 TRICOLOR_API uint32_t tricolor_poll_request = 0;
+// gc.h's inline allocation fast paths bump this cache (the thread's mcache); set with
+// tls_thread (set_tls_thread). Stress builds leave it NULL: every allocation then calls the
+// library, which collects on allocation.
+TRICOLOR_API __thread tricolor_cache* tricolor_tls_cache __attribute__((tls_model("initial-exec"))) = nullptr;
 }
 
 namespace tricolor::internal {
 
 constinit thread_local ThreadState* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// The inline fast paths' view of the thread's cache (gc.h) must agree with the library's.
+static_assert(kPollPreempt == 8 && tricolor_poll_alloc_mask_ == ~int(kPollPreempt));
+
+namespace {
+void set_tls_thread(ThreadState* t) {
+  tls_thread = t;
+  tricolor_tls_cache = t && !TRICOLOR_STRESS ? &t->cache : nullptr;
+}
+}  // namespace
 
 namespace {
 ThreadRegistry g_threads;
@@ -182,7 +196,7 @@ void detach_all_for_shutdown() {
     g_threads.head = t->next;
     t->cache.release_all(/*give_back=*/false);
     stack_unregister(&t->stack);
-    if (t == tls_thread) tls_thread = nullptr;
+    if (t == tls_thread) set_tls_thread(nullptr);
     delete t;
   }
   g_threads.count = 0;
@@ -221,7 +235,7 @@ int gc_thread_attach(void) {
     g_threads.count++;
   }
   stack_unpark(&t->stack);
-  tls_thread = t;
+  set_tls_thread(t);
   set_current_stack(&t->stack);
   return 0;
 }
@@ -249,7 +263,7 @@ void gc_thread_detach(void) {
     if (t->next) t->next->prev = t->prev;
     g_threads.count--;
   }
-  tls_thread = nullptr;
+  set_tls_thread(nullptr);
   set_current_stack(nullptr);
   delete t;
 }

@@ -15,8 +15,10 @@
 #include "gc/collector.h"
 #include "alloc/types.h"
 #include "gc/mark.h"
+#include "gc/thread.h"
 #include "support/heap.h"
 #include "tricolor/gc.h"
+#include "tricolor_config.h"
 
 using namespace tricolor::internal;
 using tricolor::test::ensure_heap;
@@ -376,4 +378,66 @@ TEST_CASE("the allocation counters count objects handed out and runs give their 
   gc_read_stats(&b);
   CHECK(b.mallocs - a.mallocs == 17);
   REQUIRE(verify_heap(false) == 0);
+}
+
+// no_inline.cc: the same calls from a translation unit that defines TRICOLOR_NO_INLINE_ALLOC.
+void* alloc_without_inline(size_t size, const gc_type* type);
+void* alloc_noscan_without_inline(size_t size);
+
+// gc.h's inline fast paths bump the thread's own runs and tiny block (tricolor_tls_cache),
+// which the library's functions bump too: allocations that alternate between them come
+// from one run, slot after slot, and one tiny block, offset after offset.
+TEST_CASE("gc.h's inline fast paths and the library's functions share the thread's runs",
+          "[alloc][inline]") {
+  ensure_heap();
+#if TRICOLOR_STRESS
+  REQUIRE(tricolor_tls_cache == nullptr);  // every allocation calls the library
+#else
+  REQUIRE(tricolor_tls_cache == static_cast<tricolor_cache*>(&current_thread()->cache));
+#endif
+#ifdef __x86_64__
+  REQUIRE(TRICOLOR_INLINE_ALLOC == 1);
+#endif
+  size_t word0 = 0;
+  const gc_type* pair = gc_type_new("Pair48", 48, &word0, 1);
+  for (int round = 0; round < 3; round++) {
+    std::set<void*> seen;
+    int adjacent = 0, tiny_adjacent = 0;
+    char* prev = nullptr;
+    char* prev_tiny = nullptr;
+    for (int i = 0; i < 256; i++) {
+      // Scan objects of one type (a uniform run), noscan objects, tiny objects.
+      bool inline_path = i % 2 == 0;
+      auto* p = static_cast<char*>(inline_path ? gc_alloc(48, pair) : alloc_without_inline(48, pair));
+      auto* q = static_cast<char*>(inline_path ? gc_alloc_noscan(100) : alloc_noscan_without_inline(100));
+      auto* t = static_cast<char*>(inline_path ? gc_alloc_noscan(4) : alloc_noscan_without_inline(4));
+      REQUIRE(p != nullptr);
+      REQUIRE(q != nullptr);
+      REQUIRE(t != nullptr);
+      for (char* o : {p, q}) {
+        REQUIRE(gc_base(o) == o);
+        REQUIRE(seen.insert(o).second);
+      }
+      REQUIRE(gc_size(p) == 48);
+      REQUIRE(gc_size(q) == 112);
+      REQUIRE(gc_size(t) == 16);
+      REQUIRE(std::all_of(p, p + 48, [](char c) { return c == 0; }));
+      REQUIRE(std::all_of(q, q + 112, [](char c) { return c == 0; }));
+      REQUIRE(std::all_of(t, t + 4, [](char c) { return c == 0; }));
+      memset(p + 8, 0x5a, 40);  // the pointer word stays zero
+      memset(q, 0x5b, 112);
+      memset(t, 0x5c, 4);
+      if (prev && p == prev + 48) adjacent++;
+      if (prev_tiny && t == prev_tiny + 4) tiny_adjacent++;
+      prev = p;
+      prev_tiny = t;
+    }
+    // A run holds 4096 / 48 = 85 slots: at most 3 or 4 run changes among 256 objects. A
+    // tiny block holds four 4 B objects: every fourth one starts a new block.
+    CHECK(adjacent >= 240);
+    CHECK(tiny_adjacent >= 180);
+    // Other threads' runs and this thread's are disjoint: the heap adds up.
+    REQUIRE(verify_heap(false) == 0);
+    gc_collect();
+  }
 }
