@@ -200,8 +200,9 @@ static inline __attribute__((always_inline)) void* tricolor_alloc_noscan_inline_
   return (gc_alloc_noscan)(size);
 }
 
-#define gc_alloc(size, type) tricolor_alloc_inline_((size), (type))
-#define gc_alloc_noscan(size) tricolor_alloc_noscan_inline_((size))
+/* Variadic: a template argument list with a comma in an argument stays whole. */
+#define gc_alloc(...) tricolor_alloc_inline_(__VA_ARGS__)
+#define gc_alloc_noscan(...) tricolor_alloc_noscan_inline_(__VA_ARGS__)
 #endif /* inline allocation */
 
 /* ---- Roots, threads, safepoints ----------------------------------------- */

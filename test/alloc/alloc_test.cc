@@ -384,6 +384,11 @@ TEST_CASE("the allocation counters count objects handed out and runs give their 
 void* alloc_without_inline(size_t size, const gc_type* type);
 void* alloc_noscan_without_inline(size_t size);
 
+template <class A, class B>
+struct PairSize {
+  static constexpr size_t value = sizeof(A) + sizeof(B);
+};
+
 // gc.h's inline fast paths bump the thread's own runs and tiny block (tricolor_tls_cache),
 // which the library's functions bump too: allocations that alternate between them come
 // from one run, slot after slot, and one tiny block, offset after offset.
@@ -398,6 +403,11 @@ TEST_CASE("gc.h's inline fast paths and the library's functions share the thread
 #ifdef __x86_64__
   REQUIRE(TRICOLOR_INLINE_ALLOC == 1);
 #endif
+  // The macros take an argument with a comma in a template argument list whole.
+  void* two = gc_alloc(PairSize<long, double>::value, nullptr);
+  void* two_noscan = gc_alloc_noscan(PairSize<long, double>::value);
+  REQUIRE(gc_size(two) == 16);
+  REQUIRE(gc_size(two_noscan) == 16);
   size_t word0 = 0;
   const gc_type* pair = gc_type_new("Pair48", 48, &word0, 1);
   for (int round = 0; round < 3; round++) {
