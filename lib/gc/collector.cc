@@ -65,6 +65,7 @@ struct StartedCycle {
 };
 bool g_handoff_pending = false;
 StartedCycle g_handoff;
+std::atomic<uint64_t> g_begun_by_alloc{0};  // tests: cycles begun on an allocating thread
 uint64_t g_cycles_swept = 0;
 // The sweep of the last cycle whose mark ended: what its sweep_done event reports. Set at
 // mark termination; claimed (reported = true) by whoever first sees that sweep finished:
@@ -835,6 +836,7 @@ void request_cycle(CycleReason reason) {
   }
   if (cycle != 0) {
     CycleTimes ct;
+    g_begun_by_alloc.fetch_add(1, std::memory_order_relaxed);
     begin_cycle(cycle, CycleReason::kHeap, /*user_waits=*/false, ct);
     {
       std::lock_guard<std::mutex> g(g_mu);
@@ -1072,6 +1074,9 @@ void test_request_background_cycle() { request_cycle(CycleReason::kHeap); }
 uint64_t test_cycles_swept() {
   std::lock_guard<std::mutex> g(g_mu);
   return g_cycles_swept;
+}
+uint64_t test_cycles_begun_by_allocation() {
+  return g_begun_by_alloc.load(std::memory_order_relaxed);
 }
 uint64_t test_fractional_mark_ns() { return g_frac_total_ns.load(std::memory_order_relaxed); }
 int test_pause_wbuf_entries() { return g_pause_wbuf_entries.load(std::memory_order_relaxed); }

@@ -55,6 +55,9 @@ uint64_t test_fractional_mark_ns();
 int test_pause_wbuf_entries();
 // The last cycle whose sweep is known finished (by the background sweeper or a waiter).
 uint64_t test_cycles_swept();
+// Cycles whose sweep termination ran on the allocating thread that crossed the trigger
+// (start_cycle_from_allocation), not on the controller.
+uint64_t test_cycles_begun_by_allocation();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
 // hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
 void test_hold_background_sweeper(bool on);

@@ -122,6 +122,36 @@ TEST_CASE("a lower GOGC runs more cycles for the same allocation", "[gc][pacer]"
   REQUIRE(c50 > c200 * 3 / 2);
 }
 
+// Go's gcStart: the thread whose allocation crosses the trigger stops the world for the
+// sweep termination itself; the controller takes the cycle over for its mark. Two threads
+// cross the trigger at once now and then: one cycle starts, and the other thread goes on.
+TEST_CASE("cycles the trigger starts begin on the allocating thread and end on the controller",
+          "[gc][pacer]") {
+  ensure_heap();
+  gc_set_percent(100);
+  gc_collect();
+  uint32_t a = num_gc();
+  uint64_t begun0 = test_cycles_begun_by_allocation();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; i++)
+    threads.emplace_back([] {
+      gc_thread_attach();
+      churn(size_t(64 << 20) / size_t(std::min(kSanitizerScale, 4)));
+      gc_thread_detach();
+    });
+  gc_blocking_begin();
+  for (auto& t : threads) t.join();
+  gc_blocking_end();
+  uint64_t begun = test_cycles_begun_by_allocation() - begun0;
+  gc_collect();  // the last cycle begun ends first: gc_collect's cycle comes after it
+  uint32_t cycles = num_gc() - a - 1;
+  INFO(cycles << " cycles, " << begun << " begun by an allocating thread");
+  REQUIRE(cycles >= 3);
+  CHECK(begun >= 1);
+  CHECK(begun <= cycles);
+  REQUIRE(verify_heap(false) == 0);
+}
+
 TEST_CASE("GOGC off stops automatic cycles and gc_collect still works", "[gc][pacer]") {
   ensure_heap();
   int old = gc_set_percent(-1);
