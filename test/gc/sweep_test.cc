@@ -199,6 +199,9 @@ TEST_CASE("with the background sweeper held, allocation sweeps the spans it need
   });
   uint64_t marked0 = cycles_marked();
   test_hold_background_sweeper(true);
+  // No trigger: a thread whose allocation crossed it would sweep every span left before it
+  // started the next cycle (start_cycle_from_allocation), and allocation would sweep none.
+  int pct = gc_set_percent(-1);
   // A cycle nobody waits for: the held background sweeper is its only sweeper.
   test_request_background_cycle();
   // The cycle is marked; its spans are left unswept.
@@ -209,6 +212,7 @@ TEST_CASE("with the background sweeper held, allocation sweeps the spans it need
     for (int i = 0; i < 1000; i++) gc_alloc_noscan(kSize);
   });
   uint64_t by_alloc1 = sweep_stats().spans_swept_by_alloc.load();
+  gc_set_percent(pct);
   test_hold_background_sweeper(false);
   gc_collect();  // sweeps whatever is left
   REQUIRE(marked);
