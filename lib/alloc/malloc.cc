@@ -53,9 +53,11 @@ inline void publish(mspan* s, uint32_t idx) {
 }
 
 // The most a run takes (mcache::Run): the slots of kRunBytes, at least one. Clearing a
-// run costs about what clearing its objects one by one did, and a short run keeps the
-// cleared memory in the L1 cache until the objects are handed out.
-inline constexpr uint32_t kRunBytes = 4096;
+// run costs about what clearing its objects one by one did, and a run of 8 KiB (a whole
+// span of the smallest classes) keeps the cleared memory in the L1 cache until the objects
+// are handed out. Against 4 KiB: alloc-hot 16 B 0.85x, 64 B 0.88-0.94x, 256 B 0.84-0.88x,
+// 8 B unchanged, binary-trees d20 0.96-0.99x (alternated pairs).
+inline constexpr uint32_t kRunBytes = 8192;
 
 // The smallest OS page (x86-64, arm64 with 4 KiB pages); where pages are larger, take_run
 // touches one more than once, which costs a store.

@@ -442,7 +442,7 @@ TEST_CASE("gc.h's inline fast paths and the library's functions share the thread
       prev = p;
       prev_tiny = t;
     }
-    // A run holds 4096 / 48 = 85 slots: at most 3 or 4 run changes among 256 objects. A
+    // A run holds 8192 / 48 = 170 slots: a run change or two among 256 objects. A
     // tiny block holds four 4 B objects: every fourth one starts a new block.
     CHECK(adjacent >= 240);
     CHECK(tiny_adjacent >= 180);
