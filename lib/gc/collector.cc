@@ -827,10 +827,14 @@ void request_cycle(CycleReason reason) {
   bool requested = false;
   {
     std::unique_lock<std::mutex> g(g_mu);
-    // The last cycle may still be ending on the controller (statistics, trace, gctrace:
-    // its mark is over): this thread waits for that, then starts the next one itself.
+    // The last cycle may still be ending on the controller (its mark is over: the world's
+    // restart, statistics, trace, gctrace): this thread waits for that, then starts the
+    // next one itself. A cycle still starting (its roots not scanned yet) or marking is
+    // not waited for here.
     g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [] {
-      return g_stop || !g_cycle_active || g_cycles_done < g_cycles_started;
+      bool ending = g_cycle_active && g_roots_scanned_cycle >= g_cycles_started &&
+                    g_phase.load(std::memory_order_relaxed) != Phase::kMark;
+      return g_stop || !ending;
     });
     started = g_cycles_started;
     if (g_request) requested = true;  // the controller runs it: wait for it below
@@ -847,17 +851,27 @@ void request_cycle(CycleReason reason) {
       g_handoff_pending = true;
     }
     g_cv.notify_all();
-    collector_wait_end();  // the mark is on: allocation goes on, black
-    return;
-  }
-  if (!requested) {
-    collector_wait_end();  // the cycle that starts meanwhile stops this thread with the world
-    return;
-  }
-  {
+    // The mark is on, but its grey set is empty until the controller has scanned the
+    // roots, and an assist finds no work meanwhile: wait for that, as when the controller
+    // starts the cycle.
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [&] {
-      return g_stop || g_roots_scanned_cycle > started;
+      return g_stop || g_roots_scanned_cycle >= cycle;
+    });
+    g.unlock();
+    collector_wait_end();
+    return;
+  }
+  // Another thread's cycle is starting (claimed, its roots not scanned yet), or a
+  // requested one will: wait for its mark as above; a marking cycle, or one that ended
+  // over the wait above, is not waited for. Going on at once while a cycle started or
+  // ended let the heap run far past the trigger (a 2-CPU machine with other work on it:
+  // GOGC 50 ran a quarter of its cycles, each starting at twice the goal).
+  {
+    uint64_t target = requested ? started + 1 : started;
+    std::unique_lock<std::mutex> g(g_mu);
+    g_cv.wait_for(g, std::chrono::milliseconds(kTriggerWaitMs), [&] {
+      return g_stop || g_roots_scanned_cycle >= target;
     });
   }
   collector_wait_end();
