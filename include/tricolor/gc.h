@@ -110,7 +110,7 @@ static inline void gc_write_ptr(void* slot, void* value) {
 struct tricolor_run { /* slots [next, end) of a span, cleared and ready */
   uintptr_t next;
   uintptr_t end;
-  const gc_type* type; /* a scan run: the type its objects need no more for */
+  const gc_type* type; /* a scan run: the one type whose objects it hands out here */
   uintptr_t size;      /* the slot size */
 };
 enum { tricolor_num_span_classes_ = 134, /* 67 size classes, scan and noscan */
