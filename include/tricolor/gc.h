@@ -128,6 +128,43 @@ extern TRICOLOR_API __thread struct tricolor_cache* tricolor_tls_cache
     __attribute__((tls_model("initial-exec")));
 extern TRICOLOR_API const uint8_t tricolor_size_to_class8[129];   /* (size + 7) / 8 */
 extern TRICOLOR_API const uint8_t tricolor_size_to_class128[249]; /* (size - 897) / 128 */
+
+/* The bump of a run, shared by these fast paths and the library's: its next slot if it has
+ * one and its type is `type` (NULL for a noscan run), else NULL. */
+static inline __attribute__((always_inline)) void* tricolor_run_bump_(struct tricolor_run* r,
+                                                                      const gc_type* type) {
+  uintptr_t p = r->next;
+  if (__builtin_expect(p < r->end && r->type == type, 1)) {
+    r->next = p + r->size;
+    if (p == 0) __builtin_unreachable(); /* a run is never at 0: callers test no result */
+    return (void*)p;
+  }
+  return NULL;
+}
+
+/* The tiny allocator (Go's), shared likewise: objects under 16 B share 16 B blocks, each
+ * aligned to its size's lowest set bit, at most 8. A used-up block is replaced by the next
+ * slot of the 16 B noscan run, which stays the current block if it has more room left
+ * than the old one. NULL when that run has no slot either. */
+static inline __attribute__((always_inline)) void* tricolor_tiny_bump_(struct tricolor_cache* c,
+                                                                       size_t size) {
+  uintptr_t align = size & (~size + 1);
+  align = align > 8 ? 8 : align;
+  uintptr_t off = (c->tiny_offset + align - 1) & ~(align - 1);
+  if (__builtin_expect(off + size <= 16 && c->tiny != 0, 1)) {
+    uintptr_t p = c->tiny + off;
+    c->tiny_offset = off + size;
+    c->tiny_allocs++;
+    if (p == 0) __builtin_unreachable(); /* a block is never at 0 */
+    return (void*)p;
+  }
+  void* block = tricolor_run_bump_(&c->run[tricolor_tiny_span_class_], NULL);
+  if (block != NULL && (size < c->tiny_offset || c->tiny == 0)) {
+    c->tiny = (uintptr_t)block;
+    c->tiny_offset = size;
+  }
+  return block;
+}
 #endif
 
 #if !defined(TRICOLOR_NO_INLINE_ALLOC) && defined(__x86_64__) && \
@@ -153,49 +190,18 @@ static inline __attribute__((always_inline)) void* tricolor_alloc_inline_(size_t
                                                                           const gc_type* type) {
   struct tricolor_cache* c = tricolor_cache_ready_();
   if (__builtin_expect(c != NULL && size <= 32768, 1)) {
-    struct tricolor_run* r = tricolor_run_of_(c, size, 0);
-    uintptr_t p = r->next;
-    if (__builtin_expect(p < r->end && r->type == type, 1)) {
-      r->next = p + r->size;
-      return (void*)p;
-    }
+    void* p = tricolor_run_bump_(tricolor_run_of_(c, size, 0), type);
+    if (__builtin_expect(p != NULL, 1)) return p;
   }
   return (gc_alloc)(size, type);
 }
 
 static inline __attribute__((always_inline)) void* tricolor_alloc_noscan_inline_(size_t size) {
   struct tricolor_cache* c = tricolor_cache_ready_();
-  if (__builtin_expect(c != NULL, 1)) {
-    if (size - 1 < 15) {
-      /* The tiny allocator (Go's): objects under 16 B share 16 B blocks, each aligned to its
-       * size's lowest set bit, at most 8. A used-up block is replaced by the next slot of the
-       * 16 B noscan run, which stays the current block if it has more room left. */
-      uintptr_t align = size & (~size + 1);
-      align = align > 8 ? 8 : align;
-      uintptr_t off = (c->tiny_offset + align - 1) & ~(align - 1);
-      if (__builtin_expect(off + size <= 16 && c->tiny != 0, 1)) {
-        c->tiny_offset = off + size;
-        c->tiny_allocs++;
-        return (void*)(c->tiny + off);
-      }
-      struct tricolor_run* r = &c->run[tricolor_tiny_span_class_];
-      uintptr_t p = r->next;
-      if (__builtin_expect(p < r->end, 1)) {
-        r->next = p + 16;
-        if (size < c->tiny_offset || c->tiny == 0) {
-          c->tiny = p;
-          c->tiny_offset = size;
-        }
-        return (void*)p;
-      }
-    } else if (__builtin_expect(size <= 32768, 1)) {
-      struct tricolor_run* r = tricolor_run_of_(c, size, 1);
-      uintptr_t p = r->next;
-      if (__builtin_expect(p < r->end, 1)) {
-        r->next = p + r->size;
-        return (void*)p;
-      }
-    }
+  if (__builtin_expect(c != NULL && size <= 32768, 1)) {
+    void* p = size - 1 < 15 ? tricolor_tiny_bump_(c, size)
+                            : tricolor_run_bump_(tricolor_run_of_(c, size, 1), NULL);
+    if (__builtin_expect(p != NULL, 1)) return p;
   }
   return (gc_alloc_noscan)(size);
 }

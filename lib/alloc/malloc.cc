@@ -158,15 +158,9 @@ inline constexpr uintptr_t kOsPageSize = 4096;
 // fast path calls as its last act (a tail call: no stack frame).
 // The bump itself: the next slot of the class's run if the run has one and its type is
 // `key` (NULL for a noscan run or gc_alloc's conservative type), else nullptr.
+// (tricolor_run_bump_, gc.h: the same bump as the inline fast paths.)
 inline void* run_bump(ThreadState* t, size_t size, const gc_type* key, bool noscan) {
-  mcache::Run& r = t->cache.run[make_span_class(size_to_class(size), noscan)];
-  uintptr_t p = r.next;
-  if (__builtin_expect(p < r.end && key == r.type, 1)) {
-    r.next = p + r.size;
-    if (p == 0) __builtin_unreachable();  // a run is never at 0: callers test no result
-    return reinterpret_cast<void*>(p);
-  }
-  return nullptr;
+  return tricolor_run_bump_(&t->cache.run[make_span_class(size_to_class(size), noscan)], key);
 }
 
 inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
@@ -261,32 +255,18 @@ inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   return alloc_unpolled(t, size, type, noscan);
 }
 
-// The tiny allocator's block is used up (or there is none): a new 16 B block, which
-// becomes the current one if it has more room left than the old (Go's rule). Out of line,
-// so that the tiny fast path needs no stack frame.
+// The tiny allocator's block is used up (or there is none) and so is the 16 B noscan run:
+// takes a new run, then the tiny bump makes its first slot a block (gc.h,
+// tricolor_tiny_bump_). Out of line, so that the tiny fast path needs no stack frame.
 [[gnu::noinline]] void* alloc_tiny_block(ThreadState* t, size_t size) {
-  mcache& c = t->cache;
-  void* block = alloc_small(t, kTinySize, nullptr, true);
-  if (!block) return nullptr;
-  if (size < c.tiny_offset || c.tiny == 0) {
-    c.tiny = reinterpret_cast<uintptr_t>(block);
-    c.tiny_offset = size;
-  }
-  return block;
+  if (!take_run(t, make_span_class(size_to_class(kTinySize), true), nullptr, kTinySize))
+    return out_of_memory(kTinySize);
+  return tricolor_tiny_bump_(&t->cache, size);
 }
 
-// The tiny allocator (Go's): noscan objects under 16 B share 16 B blocks, each aligned to
-// its size's lowest set bit, at most 8 (Go's rule: 8 for multiples of 8, 4 for multiples
-// of 4, 2 for even sizes).
+// The tiny allocator (Go's; tricolor_tiny_bump_ in gc.h, shared with the inline fast path).
 inline void* alloc_tiny(ThreadState* t, size_t size) {
-  mcache& c = t->cache;
-  uintptr_t align = std::min<uintptr_t>(size & (~size + 1), 8);
-  uintptr_t off = (c.tiny_offset + align - 1) & ~(align - 1);
-  if (off + size <= kTinySize && c.tiny != 0) {
-    c.tiny_offset = off + size;
-    c.tiny_allocs++;
-    return reinterpret_cast<void*>(c.tiny + off);
-  }
+  if (void* p = tricolor_tiny_bump_(&t->cache, size)) return p;
   return alloc_tiny_block(t, size);
 }
 
