@@ -163,7 +163,12 @@ inline void* run_bump(ThreadState* t, size_t size, const gc_type* key, bool nosc
   return tricolor_run_bump_(&t->cache.run[make_span_class(size_to_class(size), noscan)], key);
 }
 
+inline void* alloc_tiny(ThreadState* t, size_t size);
+
 inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  // Noscan objects of 1 to 16 B, of a type or not, go to the tiny allocator (as Go's
+  // mallocgc): the run of the 16 B noscan class is its byte cursor (gc.h).
+  if (noscan && size - 1 < kTinySize) return alloc_tiny(t, size);
   if (void* p = run_bump(t, size, noscan ? nullptr : type, noscan)) return p;
   return alloc_small_slow(t, size, type, noscan);
 }
@@ -255,23 +260,23 @@ inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   return alloc_unpolled(t, size, type, noscan);
 }
 
-// The tiny allocator's block is used up (or there is none) and so is the 16 B noscan run:
-// takes a new run, then the tiny bump makes its first slot a block (gc.h,
-// tricolor_tiny_bump_). Out of line, so that the tiny fast path needs no stack frame.
-[[gnu::noinline]] void* alloc_tiny_block(ThreadState* t, size_t size) {
+// The tiny allocator's run (the 16 B noscan run, gc.h) has no room left: takes a new run,
+// whose first block the tiny bump then uses. Out of line, so that the tiny fast path needs
+// no stack frame.
+[[gnu::noinline]] void* alloc_tiny_run(ThreadState* t, size_t size) {
   if (!take_run(t, make_span_class(size_to_class(kTinySize), true), nullptr, kTinySize))
-    return out_of_memory(kTinySize);
+    return out_of_memory(size);
   return tricolor_tiny_bump_(&t->cache, size);
 }
 
-// The tiny allocator (Go's; tricolor_tiny_bump_ in gc.h, shared with the inline fast path).
+// The tiny allocator (tricolor_tiny_bump_ in gc.h, shared with the inline fast path).
 inline void* alloc_tiny(ThreadState* t, size_t size) {
   if (void* p = tricolor_tiny_bump_(&t->cache, size)) return p;
-  return alloc_tiny_block(t, size);
+  return alloc_tiny_run(t, size);
 }
 
 inline void* alloc_noscan_unpolled(ThreadState* t, size_t size) {
-  if (size < kTinySize && size > 0) return alloc_tiny(t, size);
+  if (size - 1 < kTinySize) return alloc_tiny(t, size);
   return alloc_unpolled(t, size, nullptr, true);
 }
 

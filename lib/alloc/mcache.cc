@@ -17,7 +17,6 @@ AllocCounters& alloc_counters() { return g_counters; }
 void mcache::init() {
   for (auto& r : run) r = Run{};
   for (auto& s : alloc) s = &g_empty_span;
-  tiny = tiny_offset = 0;
   tiny_allocs = 0;
   sample_bytes = 0;
 }
@@ -74,8 +73,12 @@ uint64_t mcache::release_all(bool give_back) {
     Run& r = run[sc];
     if (give_back && r.next < r.end) {
       TRICOLOR_CHECK(s->object_base(s->freeindex) == r.end, "a run ends at its span's freeindex");
-      s->give_back_run(s->object_index(r.next));
-      given += r.end - r.next;
+      // The tiny allocator's cursor may be inside a block that holds objects: the run's
+      // free slots start at the next slot boundary.
+      uint32_t first = s->object_index(r.next);
+      if (s->object_base(first) != r.next) first++;
+      s->give_back_run(first);
+      given += r.end - s->object_base(first);
     }
     r = Run{};
     if (s == &g_empty_span) continue;
@@ -83,7 +86,6 @@ uint64_t mcache::release_all(bool give_back) {
     heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
     alloc[sc] = &g_empty_span;
   }
-  tiny = tiny_offset = 0;
   g_counters.tiny_allocs.fetch_add(tiny_allocs, std::memory_order_relaxed);
   tiny_allocs = 0;
   return given;

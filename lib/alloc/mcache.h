@@ -1,6 +1,7 @@
-// mcache: the per-thread (per-P) cache of spans, one per span class, and the tiny
-// allocator's block. No locks: only its owning thread touches it, except the collector
-// with the world stopped (flush at mark termination, tiny blocks at mark start).
+// mcache: the per-thread (per-P) cache of spans, one per span class, with their allocation
+// runs (the tiny allocator's among them). No locks: only its owning thread touches it,
+// except the collector with the world stopped (runs marked at mark start, flush at mark
+// termination).
 #pragma once
 
 #include <cstdint>
@@ -27,9 +28,9 @@ struct mcache : tricolor_cache {
   // time, this moves a run at a time.
   // (tricolor_run in tricolor/gc.h, whose inline fast paths bump it in the program's code.)
   using Run = tricolor_run;
-  // The base holds run[kNumSpanClasses] and the tiny allocator's state: tiny (the current
-  // 16 B block, a heap object, or 0), tiny_offset, and tiny_allocs (flushed to the global
-  // statistics).
+  // The base holds run[kNumSpanClasses] and tiny_allocs (flushed to the global
+  // statistics). The run of the 16 B noscan class is the tiny allocator's: its `next` is a
+  // byte cursor, which may point inside a block that holds objects (tiny_block).
   mspan* alloc[kNumSpanClasses];  // never null: the empty dummy span when nothing cached
   // Bytes handed out since the last allocation sample (heap trace): a span's free space is
   // charged when it is cached and the slots still free are taken back when it is released,
@@ -49,6 +50,12 @@ struct mcache : tricolor_cache {
   // Marks the slots of every run not handed out yet (allocate-black for the objects it
   // will hand out during the mark): at mark start, world stopped. Returns their bytes.
   uint64_t blacken_runs();
+  // The tiny allocator's current block: the 16 B block its cursor is inside, which holds
+  // objects and takes the next ones, or 0 when the cursor is at a block boundary.
+  uintptr_t tiny_block() const {
+    uintptr_t next = run[tricolor_tiny_span_class_].next;
+    return next % kTinySize ? next - next % kTinySize : 0;
+  }
 };
 
 // gc.h's inline fast paths index the runs and find the tiny allocator's run as the library

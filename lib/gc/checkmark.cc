@@ -185,7 +185,7 @@ CheckmarkResult checkmark_heap(bool abort_on_miss) {
   w.strict_stacks = mode() == 2;
   // Tiny blocks: heap objects referenced from the mcaches.
   for_each_thread_stopped([&](ThreadState* t) {
-    if (t->cache.tiny) w.visit(t->cache.tiny, "a thread's tiny block", 0, 0, false);
+    if (uintptr_t b = t->cache.tiny_block()) w.visit(b, "a thread's tiny block", 0, 0, false);
   });
   w.drain();
   for_each_root_range([&](uintptr_t lo, uintptr_t hi, const char* what, bool stack) {
@@ -265,7 +265,8 @@ __attribute__((no_sanitize("thread", "address")))
 std::vector<std::string> probe_one(uintptr_t obj, uintptr_t end) {
   std::vector<std::string> out;
   for_each_thread_stopped([&](ThreadState* t) {
-    if (t->cache.tiny >= obj && t->cache.tiny < end) out.emplace_back(std::string("tiny block of thread ") + t->name);
+    uintptr_t b = t->cache.tiny_block();
+    if (b && b >= obj && b < end) out.emplace_back(std::string("tiny block of thread ") + t->name);
   });
   for_each_root_range([&](uintptr_t lo, uintptr_t hi, const char* what, bool) {
     probe_range(lo, hi, obj, end, what, out);

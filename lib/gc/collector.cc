@@ -396,15 +396,13 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   // it to every thread before any runs mutator code again.
   __atomic_store_n(&tricolor_barrier_on, 1, __ATOMIC_SEQ_CST);
   stacks_begin_cycle(cycle);
-  // Tiny blocks are heap objects referenced from off-heap mcaches (Go's gcMarkTinyAllocs).
-  GcWork w;
-  // The objects the allocation runs will hand out are allocated black.
+  // The objects the allocation runs will hand out are allocated black; that includes the
+  // tiny allocator's current block, a heap object referenced from the off-heap mcache
+  // (Go's gcMarkTinyAllocs).
   for_each_thread_stopped([&](ThreadState* t) {
-    if (t->cache.tiny) grey_pointer(t->cache.tiny, w);
     t->black_bytes += t->cache.blacken_runs();
     t->assist_bytes.store(0, std::memory_order_relaxed);
   });
-  w.dispose();
   g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
   uint64_t p = start_the_world() - t0;
   record_pause(ct, 0, p, cycle);
