@@ -200,10 +200,10 @@ void zero_large(mspan* s, size_t bytes) {
   alloc_slow_hook(t, npages * kPageSize);
   SpanClass sc = make_span_class(0, noscan);
   bool needzero = false;
-  mspan* s = heap().alloc_span(npages, sc, &needzero);
+  mspan* s = heap().alloc_span(npages, sc, &needzero, &t->cache.pages);
   if (!s) {
     collect_for_oom();
-    s = heap().alloc_span(npages, sc, &needzero);
+    s = heap().alloc_span(npages, sc, &needzero, &t->cache.pages);
     if (!s) return out_of_memory(size);
   }
   if (needzero) zero_large(s, npages * kPageSize);

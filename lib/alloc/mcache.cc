@@ -44,7 +44,7 @@ mspan* mcache::refill(SpanClass sc) {
     heap().central(sc).uncache_span(old);
     alloc[sc] = &g_empty_span;
   }
-  mspan* s = heap().central(sc).cache_span();
+  mspan* s = heap().central(sc).cache_span(&pages);
   if (!s) return nullptr;
   // Charge the pacer for the whole span's free space up front (Go, issue 53738).
   g_counters.heap_live.fetch_add(uint64_t(s->nelems - s->alloc_count) * s->elemsize,
@@ -52,6 +52,8 @@ mspan* mcache::refill(SpanClass sc) {
   alloc[sc] = s;
   return s;
 }
+
+void mcache::release_pages() { heap().flush_page_cache(&pages); }
 
 uint64_t mcache::blacken_runs() {
   uint64_t bytes = 0;

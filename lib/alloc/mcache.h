@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "alloc/mheap.h"
 #include "alloc/mspan.h"
 #include "tricolor/gc.h"
 
@@ -37,6 +38,8 @@ struct mcache : tricolor_cache {
   // so the sample weights add up to the bytes really allocated. Signed: a release may take
   // back more than was charged since the last sample.
   int64_t sample_bytes = 0;
+  // Free pages and span structs for this cache's new spans (mheap.h).
+  PageCache pages;
 
   void init();
   // Replaces the (full) span of class sc with one that has a free slot; nullptr when the
@@ -47,6 +50,10 @@ struct mcache : tricolor_cache {
   // spans (mspan::give_back_run; the world stopped or no mark running); otherwise they stay
   // allocated, zero-filled, until a sweep frees them. Returns the bytes given back.
   uint64_t release_all(bool give_back);
+  // Gives the page cache's free pages back to the heap, where the scavenger can release
+  // them and other threads use them (the thread detaches, gc_free_os_memory). Kept across
+  // cycles otherwise, as Go keeps a P's page cache.
+  void release_pages();
   // Marks the slots of every run not handed out yet (allocate-black for the objects it
   // will hand out during the mark): at mark start, world stopped. Returns their bytes.
   uint64_t blacken_runs();

@@ -51,7 +51,7 @@ void mcentral::push_swept(mspan* s) {
   file_swept_locked(s, sg);
 }
 
-mspan* mcentral::cache_span() {
+mspan* mcentral::cache_span(PageCache* pc) {
   SweepActive active;  // before any pop: sweeping is not done while we may sweep
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* s = nullptr;
@@ -80,7 +80,7 @@ mspan* mcentral::cache_span() {
   if (!s) {
     bool needzero = false;
     uint32_t cls = span_class_size(spanclass_);
-    s = heap().alloc_span(kClassToNPages[cls], spanclass_, &needzero);
+    s = heap().alloc_span(kClassToNPages[cls], spanclass_, &needzero, pc);
     if (!s) return nullptr;
   }
   s->sweepgen.store(sg + 3, std::memory_order_relaxed);  // swept, then cached

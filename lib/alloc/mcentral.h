@@ -18,12 +18,15 @@
 
 namespace tricolor::internal {
 
+struct PageCache;
+
 class mcentral {
  public:
   void init(SpanClass sc) { spanclass_ = sc; }
   // A swept span with at least one free slot, owned by the caller (an mcache), or nullptr
-  // when the heap cannot grow. Sweeps up to kSpanBudget unswept spans on the way.
-  mspan* cache_span();
+  // when the heap cannot grow. Sweeps up to kSpanBudget unswept spans on the way. A new
+  // span takes its pages from pc, the caller's page cache.
+  mspan* cache_span(PageCache* pc);
   // Gives back a span an mcache held.
   void uncache_span(mspan* s);
   // Puts a large span (class 0) or a freshly swept span on the right swept list.

@@ -29,15 +29,13 @@ void mheap::init() {
 
 void mheap::destroy() {
   std::lock_guard<SpinMutex> g(lock_);
+  // Every struct, pooled ones included (the mcaches gave their page caches back when their
+  // threads detached).
   for (mspan* s : all_spans_) {
     span_release_bits(s);
     delete s;
   }
   all_spans_.clear();
-  for (mspan* s : span_pool_) {
-    span_release_bits(s);
-    delete s;
-  }
   span_pool_.clear();
   // Free each page-source chunk once (a chunk may hold several arenas).
   for (HeapArena* a : arenas_) arena_map_[a->base >> kArenaShift] = nullptr;
@@ -152,31 +150,156 @@ void mheap::add_arenas(void* mem, size_t bytes) {
   insert_run(base, bytes / kPageSize, 0);
 }
 
-mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
-  std::unique_lock<SpinMutex> g(lock_);
+uintptr_t mheap::alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npages) {
+  if (uintptr_t addr = alloc_pages(npages)) return addr;
+  // Growing takes new arenas from the OS, 60-90 us for 64 MiB (mimalloc maps them and
+  // MADV_DONTNEED drops them). That runs without the heap lock and inside a collector
+  // wait: a stop of the world neither waits for it (it was most of the longest pauses of
+  // churn as its heap grew) nor finds the lock held. Two threads may both grow; the
+  // second arena is simply more free pages.
+  size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
+  g.unlock();
+  collector_wait_begin();
+  // Acquire: pairs with test_set_grow_hook's release store.
+  if (auto hook = g_grow_hook.load(std::memory_order_acquire)) hook();
+  void* mem = os_arena_alloc(bytes);
+  collector_wait_end();
+  g.lock();
+  if (!mem) return 0;
+  add_arenas(mem, bytes);
+  return alloc_pages(npages);
+}
+
+mspan* mheap::new_span_locked() {
+  if (!span_pool_.empty()) {
+    mspan* s = span_pool_.back();
+    span_pool_.pop_back();
+    return s;
+  }
+  mspan* s = new mspan();
+  all_spans_.push_back(s);
+  return s;
+}
+
+void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty) {
+  span_init(s, addr, npages, sc, sweepgen.load(std::memory_order_relaxed));
+  unpoison_for_reuse(addr, npages * kPageSize);  // stress + ASan builds (alloc/poison.h)
+  s->needzero = dirty;
+  // Release: for_each_span and span_of readers see the span set up.
+  s->state.store(SpanState::kInUse, std::memory_order_release);
+  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
+    a->spans[i].store(s, std::memory_order_release);  // publish: span set up first
+  });
+  counters.pages_inuse.fetch_add(npages, std::memory_order_relaxed);
+  counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
+}
+
+void mheap::take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav) {
+  *dirty = *scav = 0;
+  size_t k = 0;
+  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
+    uint64_t bit = uint64_t{1} << (i % 64);
+    if (a->dirty[i / 64] & bit) *dirty |= uint64_t{1} << k;
+    if (a->scavenged[i / 64] & bit) *scav |= uint64_t{1} << k;
+    a->dirty[i / 64] &= ~bit;
+    a->scavenged[i / 64] &= ~bit;
+    k++;
+  });
+  if (*scav)
+    counters.heap_released.fetch_sub(uint64_t(__builtin_popcountll(*scav)) * kPageSize,
+                                     std::memory_order_relaxed);
+}
+
+void mheap::flush_page_cache_locked(PageCache* pc) {
+  uint64_t now = pc->free ? monotonic_ns() : 0;
+  // Each maximal run of free pages goes back as one free run, with its pages' bits.
+  for (uint64_t f = pc->free; f;) {
+    unsigned i = static_cast<unsigned>(__builtin_ctzll(f));
+    uint64_t from_i = f >> i;
+    unsigned n = ~from_i ? static_cast<unsigned>(__builtin_ctzll(~from_i)) : 64 - i;
+    uintptr_t addr = pc->base + i * kPageSize;
+    size_t k = i;
+    for_pages(addr, n, [&](HeapArena* a, size_t j) {
+      uint64_t bit = uint64_t{1} << (j % 64);
+      if (pc->dirty >> k & 1) a->dirty[j / 64] |= bit;
+      if (pc->scav >> k & 1) a->scavenged[j / 64] |= bit;
+      k++;
+    });
+    uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << i;
+    if (pc->scav & mask)
+      counters.heap_released.fetch_add(uint64_t(__builtin_popcountll(pc->scav & mask)) * kPageSize,
+                                       std::memory_order_relaxed);
+    insert_run(addr, n, now);
+    f &= ~mask;
+  }
+  pc->base = 0;
+  pc->free = pc->dirty = pc->scav = 0;
+  for (int i = 0; i < pc->nspans; i++) span_pool_.push_back(pc->spans[i]);
+  pc->nspans = 0;
+}
+
+void mheap::flush_page_cache(PageCache* pc) {
+  if (!pc->free && !pc->nspans) return;
+  std::lock_guard<SpinMutex> g(lock_);
+  flush_page_cache_locked(pc);
+}
+
+void mheap::fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_lock<SpinMutex>& g) {
+  // kPages contiguous pages if a free run has them, else the largest run of fewer that
+  // still fits the request (a fragmented heap), else the heap grows.
+  size_t take = PageCache::kPages;
+  uintptr_t addr = alloc_pages(take);
+  if (!addr) {
+    auto it = runs_by_size_.lower_bound({PageCache::kPages, 0});
+    if (it != runs_by_size_.begin() && std::prev(it)->first >= npages) {
+      --it;
+      take = it->first;
+      addr = it->second;
+      erase_run(runs_by_addr_.find(addr));
+    } else {
+      take = PageCache::kPages;
+      addr = alloc_pages_or_grow(g, take);
+      if (!addr) return;  // out of memory: the cache stays empty
+    }
+  }
+  pc->base = addr;
+  pc->free = take == 64 ? ~uint64_t{0} : (uint64_t{1} << take) - 1;
+  take_page_bits(addr, take, &pc->dirty, &pc->scav);
+}
+
+mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc) {
   // Relaxed: the limit is a setting; a stale read only delays its effect by one span.
   uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
   if ((counters.pages_inuse.load(std::memory_order_relaxed) + npages) * kPageSize > limit) return nullptr;
-  uintptr_t addr = alloc_pages(npages);
-  if (!addr) {
-    // Growing takes new arenas from the OS, 60-90 us for 64 MiB (mimalloc maps them and
-    // MADV_DONTNEED drops them). That runs without the heap lock and inside a collector
-    // wait: a stop of the world neither waits for it (it was most of the longest pauses of
-    // churn as its heap grew) nor finds the lock held. Two threads may both grow; the
-    // second arena is simply more free pages.
-    size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
-    g.unlock();
-    collector_wait_begin();
-    // Acquire: pairs with test_set_grow_hook's release store.
-    if (auto hook = g_grow_hook.load(std::memory_order_acquire)) hook();
-    void* mem = os_arena_alloc(bytes);
-    collector_wait_end();
-    g.lock();
-    if (!mem) return nullptr;
-    add_arenas(mem, bytes);
-    addr = alloc_pages(npages);
-    if (!addr) return nullptr;
+  if (pc && npages <= PageCache::kMaxSpanPages) {
+    // Go's pageCache.alloc: the first npages free pages in a row, lowest first.
+    uint64_t fit = pc->free;
+    for (size_t k = 1; k < npages; k++) fit &= pc->free >> k;
+    if (!fit || pc->nspans == 0) {
+      std::unique_lock<SpinMutex> g(lock_);
+      if (!fit) {
+        flush_page_cache_locked(pc);
+        fill_page_cache_locked(pc, npages, g);
+        fit = pc->free;
+        for (size_t k = 1; k < npages; k++) fit &= pc->free >> k;
+        if (!fit) return nullptr;  // out of memory
+      }
+      while (pc->nspans < PageCache::kSpans) pc->spans[pc->nspans++] = new_span_locked();
+    }
+    unsigned i = static_cast<unsigned>(__builtin_ctzll(fit));
+    uint64_t mask = ((uint64_t{1} << npages) - 1) << i;
+    bool dirty = (pc->dirty & mask) != 0;
+    pc->free &= ~mask;
+    pc->dirty &= ~mask;
+    pc->scav &= ~mask;
+    mspan* s = pc->spans[--pc->nspans];
+    setup_span(s, pc->base + i * kPageSize, npages, sc, dirty);
+    *needzero = dirty;
+    return s;
   }
+  std::unique_lock<SpinMutex> g(lock_);
+  uintptr_t addr = alloc_pages_or_grow(g, npages);
+  if (!addr) return nullptr;
   // Pages that held objects must be zeroed; released pages read as zero.
   bool dirty = false;
   size_t released = 0;
@@ -188,26 +311,9 @@ mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero) {
     a->scavenged[i / 64] &= ~bit;
   });
   if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
-
-  mspan* s;
-  if (!span_pool_.empty()) {
-    s = span_pool_.back();
-    span_pool_.pop_back();
-  } else {
-    s = new mspan();
-  }
-  span_init(s, addr, npages, sc, sweepgen.load(std::memory_order_relaxed));
-  unpoison_for_reuse(addr, npages * kPageSize);  // stress + ASan builds (alloc/poison.h)
-  s->needzero = dirty;
+  mspan* s = new_span_locked();
+  setup_span(s, addr, npages, sc, dirty);
   *needzero = dirty;
-  s->all_index = static_cast<uint32_t>(all_spans_.size());
-  all_spans_.push_back(s);
-  s->state.store(SpanState::kInUse, std::memory_order_release);
-  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
-    a->spans[i].store(s, std::memory_order_release);  // publish: span set up first
-  });
-  counters.pages_inuse.fetch_add(npages, std::memory_order_relaxed);
-  counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 
@@ -222,10 +328,6 @@ void mheap::free_span(mspan* s) {
   counters.pages_inuse.fetch_sub(s->npages, std::memory_order_relaxed);
   counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
   insert_run(s->start, s->npages, monotonic_ns());
-  mspan* last = all_spans_.back();
-  all_spans_[s->all_index] = last;
-  last->all_index = s->all_index;
-  all_spans_.pop_back();
   // The span struct is reused later, its bitmaps' block with it. A concurrent lock-free
   // reader that loaded the span pointer before the map was cleared sees kDead and gives
   // up; span structs are never freed while the heap lives (INV-HEAP-1).

@@ -51,6 +51,24 @@ struct HeapCounters {
   std::atomic<uint64_t> spans_inuse{0};
 };
 
+// Go's pageCache: up to 64 contiguous free pages that one mcache takes from the page
+// allocator at once, with span structs, so that its spans of up to 16 pages take their
+// pages and their struct without the heap lock, the free-run index or the span table. The
+// owner alone uses it (or the collector with the world stopped); mcache::release_all
+// gives the pages still free back to the heap. Pages held here are neither in use nor in a
+// free run: the scavenger does not see them.
+struct PageCache {
+  static constexpr size_t kPages = 64;
+  static constexpr size_t kMaxSpanPages = 16;  // Go: pageCachePages / 4
+  static constexpr int kSpans = 8;             // span structs held ahead
+  uintptr_t base = 0;  // the page of bit 0
+  uint64_t free = 0;   // bit i: page i is free here
+  uint64_t dirty = 0;  // page i held objects (must be zeroed); taken from the arena's bits
+  uint64_t scav = 0;   // page i was returned to the OS (reads as zero)
+  mspan* spans[kSpans];
+  int nspans = 0;
+};
+
 class mheap {
  public:
   void init();
@@ -59,10 +77,14 @@ class mheap {
   // A span of npages for span class sc, set up and in state kInUse, or nullptr when out of
   // memory. Publishes the page map.
   // Returns nullptr also when the pages in use would pass limit_bytes (the memory limit).
-  mspan* alloc_span(size_t npages, SpanClass sc, bool* needzero);
+  // pc: the calling mcache's page cache, used for spans of up to PageCache::kMaxSpanPages.
+  mspan* alloc_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc = nullptr);
   std::atomic<uint64_t> limit_bytes{UINT64_MAX};
   // Returns a span's pages (the span must be unlinked from every list).
   void free_span(mspan* s);
+  // Gives a page cache's free pages and span structs back to the heap (its owner, or the
+  // world stopped).
+  void flush_page_cache(PageCache* pc);
 
   // The span holding address p, or nullptr. Lock-free, O(1).
   static mspan* span_of(uintptr_t p) {
@@ -90,11 +112,13 @@ class mheap {
   std::atomic<uint32_t> sweepgen{2};
   HeapCounters counters;
 
-  // Visits every in-use span under the lock (verifier, class statistics).
+  // Visits every in-use span under the lock (verifier, class statistics). A span that a
+  // page cache's owner sets up meanwhile is visited if its state says kInUse (acquire:
+  // its setup is visible), or not at all.
   template <class F>
   void for_each_span(F&& f) {
     std::lock_guard<SpinMutex> g(lock_);
-    for (mspan* s : all_spans_) if (s->state.load(std::memory_order_relaxed) == SpanState::kInUse) f(s);
+    for (mspan* s : all_spans_) if (s->state.load(std::memory_order_acquire) == SpanState::kInUse) f(s);
   }
   // The same for a statistic read while the heap changes (gc_read_class_stats): the lock
   // is dropped every kChunk spans, so an allocation never waits for a walk of the whole
@@ -109,7 +133,7 @@ class mheap {
       size_t end = std::min(all_spans_.size(), i + kChunk);
       if (i >= end) return;
       for (; i < end; i++)
-        if (all_spans_[i]->state.load(std::memory_order_relaxed) == SpanState::kInUse) f(all_spans_[i]);
+        if (all_spans_[i]->state.load(std::memory_order_acquire) == SpanState::kInUse) f(all_spans_[i]);
     }
   }
   size_t free_pages_locked_count();
@@ -121,6 +145,17 @@ class mheap {
   void add_arenas(void* mem, size_t bytes);
   void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
+  // alloc_pages, growing the heap if no run fits (drops the lock meanwhile); 0: out of
+  // memory.
+  uintptr_t alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npages);
+  // Clears the dirty and released bits of the npages <= 64 pages at addr (lock held) and
+  // returns them as masks (bit i: page i).
+  void take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav);
+  void fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_lock<SpinMutex>& g);
+  void flush_page_cache_locked(PageCache* pc);
+  mspan* new_span_locked();  // a pooled span struct, or a new one (registered in all_spans_)
+  // Sets s up over [addr, npages pages) and publishes it (no lock needed).
+  void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty);
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
   void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
   HeapArena* arena_of(uintptr_t p) const { return arena_map_[p >> kArenaShift]; }
@@ -137,7 +172,9 @@ class mheap {
   // lives, since a lock-free span_of may still hold one (INV-HEAP-1). Their page maps are
   // all null (every page was free).
   std::vector<HeapArena*> arena_pool_;
-  std::vector<mspan*> all_spans_;      // in use, index in mspan::... (swap-remove)
+  // Every span struct the heap made (in use, pooled, held by a page cache): structs are
+  // never freed while the heap lives (INV-HEAP-1), so a struct is added once, when made.
+  std::vector<mspan*> all_spans_;
   std::vector<mspan*> span_pool_;      // dead span structs for reuse
   mcentral central_[kNumSpanClasses];
 };

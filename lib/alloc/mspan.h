@@ -100,7 +100,6 @@ struct alignas(64) mspan {
   // the owner only, at most twice in the span's life: read-mostly, beside the fields above.
   std::atomic<uint64_t> uniform_bits{kHeapBitsMixed};
 
-  uint32_t all_index = 0;  // position in the heap's table of in-use spans (heap lock)
   mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
   mspan* prev = nullptr;
 

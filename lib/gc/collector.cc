@@ -96,6 +96,9 @@ std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
 // controller was descheduled, and the heap then overshot its goal on a loaded machine.
 std::atomic<uint64_t> g_assist_goal{Pacer::kNoGoal};
 std::atomic<uint64_t> g_assist_expected{0};
+// Set by gc_free_os_memory: the next mark termination gives every thread's page cache
+// back to the heap, so that the scavenge after the collection finds those pages too.
+std::atomic<bool> g_flush_page_caches{false};
 // Go's bgScanCredit: scan work done by the mark workers that assists may claim instead of
 // scanning themselves. An assist that can neither claim credit nor find work parks until
 // the workers make credit or the mark ends (Go's gcParkAssist), so a mutator cannot
@@ -469,10 +472,12 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
   if (checkmark_enabled()) checkmark_heap();  // re-mark from the roots; aborts on a miss
   run_retention_probe();                      // tests: what keeps an object (checkmark.h)
   ct.heap_end = heap_live();
-  for_each_thread_stopped([&ms](ThreadState* t) {
+  bool flush_pages = g_flush_page_caches.exchange(false, std::memory_order_relaxed);
+  for_each_thread_stopped([&ms, flush_pages](ThreadState* t) {
     // The runs' slots not handed out were counted black (taken during the mark, or marked
     // at its start): they are free again.
     uint64_t unused = t->cache.release_all(/*give_back=*/true);
+    if (flush_pages) t->cache.release_pages();
     t->black_bytes -= std::min(unused, t->black_bytes);
     t->assist_bytes.store(0, std::memory_order_relaxed);
     t->wbuf.black_lo = t->wbuf.black_hi = 0;  // its slots are no longer black
@@ -1469,6 +1474,7 @@ void gc_free_os_memory(void) {
     log_error("gc_free_os_memory called before gc_init");
     return;
   }
+  tricolor::internal::g_flush_page_caches.store(true, std::memory_order_relaxed);
   gc_collect();
   size_t released = heap().scavenge(monotonic_ns(), 0);
   trace_scavenge(released, "free_os_memory");

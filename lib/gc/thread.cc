@@ -195,6 +195,7 @@ void detach_all_for_shutdown() {
   while (ThreadState* t = g_threads.head) {
     g_threads.head = t->next;
     t->cache.release_all(/*give_back=*/false);
+    t->cache.release_pages();
     stack_unregister(&t->stack);
     if (t == tls_thread) set_tls_thread(nullptr);
     delete t;
@@ -255,6 +256,7 @@ void gc_thread_detach(void) {
     // this lock, so the phase holds still): then markers may be reading the spans, and the
     // slots, marked black, stay allocated until the next cycle's sweep.
     t->cache.release_all(/*give_back=*/__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) == 0);
+    t->cache.release_pages();
     flush_wbuf(t);
     // Relaxed: read at mark termination, which holds this lock.
     mark_state().bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);

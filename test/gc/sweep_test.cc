@@ -178,8 +178,10 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
     i = j + 1;
   }
   // Seen under TSan: two of the 16 kept by words of the parked main thread's stack, which
-  // left no group of 8. The groups between kept ones still hold the rest.
-  REQUIRE(longest_group >= (kCount - kept) / (kept + 1));
+  // left no group of 8. The groups between kept ones still hold the rest. A page cache
+  // (mheap.h) that takes its 64 pages from the same free run between two of the
+  // allocations splits the sequence once more.
+  REQUIRE(longest_group >= (kCount - kept) / (kept + 2));
   // One object of the group's total size fits in the freed space: the heap does not grow.
   uint64_t sys0 = stats().heap_sys;
   void* big = nullptr;
