@@ -190,7 +190,6 @@ void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bo
   for_pages(addr, npages, [&](HeapArena* a, size_t i) {
     a->spans[i].store(s, std::memory_order_release);  // publish: span set up first
   });
-  counters.pages_inuse.fetch_add(npages, std::memory_order_relaxed);
   counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -268,9 +267,21 @@ void mheap::fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_loc
 }
 
 mspan* mheap::alloc_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc) {
-  // Relaxed: the limit is a setting; a stale read only delays its effect by one span.
+  // The pages are counted in use before they are taken, so that threads taking spans at
+  // once (the page caches take theirs without the lock) never pass the memory limit
+  // together. Relaxed: the limit is a setting; a stale read only delays its effect by one
+  // span.
   uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
-  if ((counters.pages_inuse.load(std::memory_order_relaxed) + npages) * kPageSize > limit) return nullptr;
+  uint64_t inuse = counters.pages_inuse.load(std::memory_order_relaxed);
+  do {
+    if ((inuse + npages) * kPageSize > limit) return nullptr;
+  } while (!counters.pages_inuse.compare_exchange_weak(inuse, inuse + npages, std::memory_order_relaxed));
+  mspan* s = take_span(npages, sc, needzero, pc);
+  if (!s) counters.pages_inuse.fetch_sub(npages, std::memory_order_relaxed);
+  return s;
+}
+
+mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc) {
   if (pc && npages <= PageCache::kMaxSpanPages) {
     // Go's pageCache.alloc: the first npages free pages in a row, lowest first.
     uint64_t fit = pc->free;

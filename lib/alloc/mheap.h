@@ -154,6 +154,8 @@ class mheap {
   void fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_lock<SpinMutex>& g);
   void flush_page_cache_locked(PageCache* pc);
   mspan* new_span_locked();  // a pooled span struct, or a new one (registered in all_spans_)
+  // alloc_span once its pages are counted in use.
+  mspan* take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc);
   // Sets s up over [addr, npages pages) and publishes it (no lock needed).
   void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty);
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
