@@ -10,9 +10,10 @@
 // mimalloc; a full collection for tricolor and bdwgc, whose automatic collection is off:
 // gc_options.gc_percent = -1 and GC_disable()). One warm-up round, then `--rounds` timed
 // rounds. The figure, ns_per_obj, is the CPU time a thread spent in its timed windows per
-// object it allocated (CPU time, so that time descheduled on a busy machine does not count;
-// with 2 threads, perfect scaling gives the same figure as 1 thread); wall_ns_per_obj is
-// the elapsed time of the windows per object of one thread.
+// object it allocated, less what reading the clocks costs (measure_clock_cost); CPU time,
+// so that time descheduled on a busy machine does not count; with 2 threads, perfect
+// scaling gives the same figure as 1 thread. wall_ns_per_obj is the elapsed time of the
+// windows per object of one thread, less the clocks' cost likewise.
 //
 // tricolor clears every object; malloc, mi_malloc and GC_MALLOC_ATOMIC do not (that shows
 // most at 4096 B and 100 KiB). Scan objects of tricolor carry a precise type (every word a
@@ -48,6 +49,27 @@ struct Figures {
   double cpu_ns_per_obj;   // CPU time of a thread per object it allocated (the headline)
   double wall_ns_per_obj;  // elapsed time of the window per object of one thread
 };
+
+// What reading the two clocks around an empty window costs on this thread (medians of 101
+// windows): the thread CPU clock is a system call (about 0.5 us on a virtual machine),
+// which a window of 256 objects of 256 B would otherwise count as 2 ns per object, for
+// every implementation alike. Each round's figures have it taken off.
+struct ClockCost {
+  uint64_t cpu_ns = 0;
+  uint64_t wall_ns = 0;
+};
+ClockCost measure_clock_cost() {
+  std::vector<uint64_t> cpu, wall;
+  for (int i = 0; i < 101; i++) {
+    uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
+    uint64_t c1 = thread_cpu_ns(), t1 = now_ns();
+    cpu.push_back(c1 - c0);
+    wall.push_back(t1 - t0);
+  }
+  std::sort(cpu.begin(), cpu.end());
+  std::sort(wall.begin(), wall.end());
+  return {cpu[50], wall[50]};
+}
 
 template <class M>
 Figures run_config(const Config& c) {
@@ -85,6 +107,7 @@ Figures run_config(const Config& c) {
     typename M::ThreadScope scope;
     std::vector<void*>& batch = batches[tid];
     const size_t size = c.size;
+    const ClockCost clock = measure_clock_cost();
     for (int round = 0; round <= c.rounds; round++) {
       wait();
       // Locals the compiler can keep in registers: the vector's buffer and length, reached
@@ -99,9 +122,11 @@ Figures run_config(const Config& c) {
       } else {
         for (size_t i = 0; i < n; i++) out[i] = M::alloc_noscan(size);
       }
-      if (round > 0) timed_cpu_ns += thread_cpu_ns() - c0;  // round 0 warms up
+      uint64_t cpu = thread_cpu_ns() - c0;
+      if (round > 0) timed_cpu_ns += cpu > clock.cpu_ns ? cpu - clock.cpu_ns : 0;  // round 0 warms up
       wait();
-      if (tid == 0 && round > 0) timed_ns += now_ns() - t0;
+      uint64_t wall = now_ns() - t0;
+      if (tid == 0 && round > 0) timed_ns += wall > clock.wall_ns ? wall - clock.wall_ns : 0;
       for (void* p : batch)
         if (!p) Options::die("allocation of %zu bytes failed", size);
       reclaim(tid);
