@@ -80,6 +80,11 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   }
   uint32_t nw = s->nwords_bits();
   uint32_t nalloc = 0;
+  // Whether every free slot of the span reads as zero after this sweep if it clears the
+  // objects that died: the span's pages were clean when it was set up, or every slot has
+  // been handed out (and so cleared by take_run) since. Stress builds fill freed objects
+  // with a pattern instead and keep clearing at allocation.
+  const bool clean = !TRICOLOR_STRESS && (!s->needzero || s->freeindex == s->nelems);
   // Slots below freeindex were allocated even if their alloc bit is clear (INV-SPAN-2):
   // fold them into the alloc bits first, so "allocated and unmarked" is exact.
   // Word by word with relaxed atomic stores: gc_base may read the bits concurrently, and
@@ -89,18 +94,39 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     uint64_t below = n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
     __atomic_store_n(&s->alloc_bits[w], s->alloc_bits[w] | below, __ATOMIC_RELAXED);
   }
-  for (uint32_t w = 0; w < nw; w++) {
-    uint64_t marked = s->mark_bits[w];
-    uint64_t dead = s->alloc_bits[w] & ~marked;
-    nalloc += __builtin_popcountll(marked);
-    while (dead) {
-      uint32_t i = w * 64 + static_cast<uint32_t>(__builtin_ctzll(dead));
-      dead &= dead - 1;
-      poison_freed(s->object_base(i), s->elemsize);  // stress builds (alloc/poison.h)
-    }
-  }
+  for (uint32_t w = 0; w < nw; w++) nalloc += __builtin_popcountll(s->mark_bits[w]);
   uint32_t had = s->alloc_count;  // objects allocated since the last sweep, and survivors
   uint32_t nfreed = had - nalloc;
+  // An emptied span is kept for its class when this cycle's sweep keeps them (see
+  // set_sweep_keeps_emptied) and it held objects; one already empty at its last sweep went
+  // unused for a whole cycle and is freed.
+  const bool free_it = nalloc == 0 && !preserve && !(had != 0 && g_keep_emptied.load(std::memory_order_relaxed));
+  // The dead objects of a span that stays are cleared here, as bdwgc clears what it
+  // reclaims (GC_reclaim_clear), so that the allocation runs taken from it need no memset:
+  // the background sweeper does it off the program's threads, where Go clears at
+  // allocation (needzero). A span that goes back to the mheap is not cleared: its pages are
+  // dirty, and whoever takes them next clears them.
+  if (nfreed != 0 && (TRICOLOR_STRESS || (clean && !free_it))) {
+    if (!TRICOLOR_STRESS && nalloc == 0) {
+      memset(reinterpret_cast<void*>(s->start), 0, size_t(s->nelems) * s->elemsize);
+    } else {
+      for (uint32_t w = 0; w < nw; w++) {
+        uint64_t dead = s->alloc_bits[w] & ~s->mark_bits[w];
+        while (dead) {  // runs of dead neighbours, one memset each
+          unsigned i = static_cast<unsigned>(__builtin_ctzll(dead));
+          uint64_t from_i = dead >> i;
+          unsigned n = ~from_i ? static_cast<unsigned>(__builtin_ctzll(~from_i)) : 64 - i;
+          uintptr_t p = s->object_base(w * 64 + i);
+          size_t bytes = size_t(n) * s->elemsize;
+          if (TRICOLOR_STRESS)
+            poison_freed(p, bytes);  // alloc/poison.h
+          else
+            memset(reinterpret_cast<void*>(p), 0, bytes);
+          dead &= n == 64 ? 0 : ~(((uint64_t{1} << n) - 1) << i);
+        }
+      }
+    }
+  }
   // The mark bits become the alloc bits, copied in place word by word rather than by
   // swapping the arrays: gc_base/gc_size may run concurrently (INV-SPAN-3), and a reader
   // that loaded the alloc_bits pointer before a swap would read the array being cleared,
@@ -116,17 +142,16 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   s->alloc_count = nalloc;
   s->refill_alloc_cache(0);
   if (nfreed) {
-    s->needzero = true;
     tally.frees += nfreed;
     tally.bytes += uint64_t(nfreed) * s->elemsize;
   }
-  // An emptied span is kept for its class when this cycle's sweep keeps them (see
-  // set_sweep_keeps_emptied) and it held objects; one already empty at its last sweep went
-  // unused for a whole cycle and is freed.
-  if (nalloc == 0 && !preserve && !(had != 0 && g_keep_emptied.load(std::memory_order_relaxed))) {
+  if (free_it) {
     heap().free_span(s);
     return SweepResult::kFreed;
   }
+  // Cleared above (or nothing died in a span already clean): no run needs a memset.
+  if (clean) s->needzero = false;
+  else if (nfreed) s->needzero = true;
   return nalloc < s->nelems ? SweepResult::kPartial : SweepResult::kFull;
 }
 
