@@ -52,10 +52,10 @@ void mcentral::push_swept(mspan* s) {
 }
 
 mspan* mcentral::cache_span(PageCache* pc) {
-  SweepActive active;  // before any pop: sweeping is not done while we may sweep
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* s = nullptr;
   {
+    SweepActive active;  // before any pop: sweeping is not done while we may sweep
     std::unique_lock<SpinMutex> g(lock_);
     s = partial_[swept(sg)].pop();
     if (!s) {
@@ -78,10 +78,19 @@ mspan* mcentral::cache_span(PageCache* pc) {
     }
   }
   if (!s) {
+    // A new span, outside the sweeper count: growing the heap waits inside a collector wait
+    // (mheap.cc), where a whole cycle may run. Counted as a sweeper meanwhile, this thread
+    // held up that cycle's sweep termination, which waits for the sweepers with the world
+    // stopped, while the wait's end waited for the world to restart. And the sweep
+    // generation is read again after it: a mark termination during the wait advances it,
+    // and a span stamped with the older one counted as cached before its sweep began, so
+    // that its release swept it with the empty mark bits of a cycle it took no part in,
+    // freeing every object allocated in it (test "[grow]").
     bool needzero = false;
     uint32_t cls = span_class_size(spanclass_);
     s = heap().alloc_span(kClassToNPages[cls], spanclass_, &needzero, pc);
     if (!s) return nullptr;
+    sg = heap().sweepgen.load(std::memory_order_relaxed);
   }
   s->sweepgen.store(sg + 3, std::memory_order_relaxed);  // swept, then cached
   s->list = SpanList::kMCache;

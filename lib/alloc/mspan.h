@@ -86,7 +86,7 @@ struct alignas(64) mspan {
   uint32_t divmul = 0;
   SpanClass spanclass = 0;
   std::atomic<SpanState> state{SpanState::kDead};  // release-stored when set up
-  bool needzero = false;                           // free slots may hold old data
+  bool needzero = false;  // free slots may hold old data (false: a sweep cleared the dead)
   SpanList list = SpanList::kNone;                 // which list holds it (debug, verifier)
   uint64_t* alloc_bits = nullptr;
   uint64_t* mark_bits = nullptr;

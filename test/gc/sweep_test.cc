@@ -261,3 +261,56 @@ TEST_CASE("objects read zero when the sweep has cleared the dead ones of their s
   REQUIRE(bad.load() == 0);
   REQUIRE(verify_failures() == 0);
 }
+
+// A thread that refills a span class may grow the heap inside a collector wait (mheap.cc,
+// alloc_pages_or_grow), where a whole cycle can run: its mark termination advances the
+// sweep generation. The span the thread then takes must be stamped with the generation of
+// after the wait, not of before: stamped "cached before this sweep began", it was swept
+// when the thread filled it and let it go, with the empty mark bits of the cycle that ran
+// during the wait, and every object the thread had allocated in it was freed while still
+// reachable (and cleared by the sweep).
+TEST_CASE("a span taken across a collection that ran while the heap grew keeps its objects",
+          "[gc][sweep][grow]") {
+  ensure_heap();
+  gc_collect();
+  int old = gc_set_percent(-1);  // only the collection the test runs
+  static std::atomic<int> state{0};  // 1: the grower waits in the hook; 2: let it go
+  state = 0;
+  test_set_grow_hook([] {
+    int expected = 0;
+    if (!state.compare_exchange_strong(expected, 1)) return;
+    while (state.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  constexpr int kKept = 600;  // several spans of 64 B objects (128 each)
+  static void* kept[kKept];
+  gc_add_root(kept, sizeof kept);
+  std::thread grower([&] {
+    gc_thread_attach();
+    // Garbage until the heap has no free page left and grows (automatic collection is off).
+    while (state.load() == 0) gc_alloc(64, nullptr);
+    for (int i = 0; i < kKept; i++) {
+      auto* p = static_cast<uint64_t*>(gc_alloc(64, nullptr));
+      for (int w = 0; w < 8; w++) p[w] = 0x1234567800000000ull | uint64_t(i) << 8 | w;
+      gc_write_ptr(&kept[i], p);
+    }
+    gc_thread_detach();
+  });
+  while (state.load() != 1) std::this_thread::yield();
+  gc_collect();  // a whole cycle while the grower waits in its collector wait
+  state = 2;
+  gc_blocking_begin();
+  grower.join();
+  gc_blocking_end();
+  test_set_grow_hook(nullptr);
+  int broken = 0;
+  for (int i = 0; i < kKept; i++) {
+    auto* p = static_cast<uint64_t*>(kept[i]);
+    bool ok = gc_base(p) == p;
+    for (int w = 0; w < 8 && ok; w++) ok = p[w] == (0x1234567800000000ull | uint64_t(i) << 8 | w);
+    broken += !ok;
+  }
+  gc_remove_root(kept);
+  gc_set_percent(old);
+  CHECK(broken == 0);
+  REQUIRE(verify_failures() == 0);
+}
