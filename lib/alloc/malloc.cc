@@ -264,6 +264,12 @@ inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
 // whose first block the tiny bump then uses. Out of line, so that the tiny fast path needs
 // no stack frame.
 [[gnu::noinline]] void* alloc_tiny_run(ThreadState* t, size_t size) {
+  // The cursor leaves the run's last block for good, so that a stop of the world during the
+  // refill below (a heap growth waits in a collector wait) finds the run used up, as every
+  // other class's run is when it is replaced: release_all gives back only a run that ends
+  // at its span's freeindex, and the span is no longer cached then.
+  mcache::Run& r = t->cache.run[make_span_class(size_to_class(kTinySize), true)];
+  r.next = r.end;
   if (!take_run(t, make_span_class(size_to_class(kTinySize), true), nullptr, kTinySize))
     return out_of_memory(size);
   return tricolor_tiny_bump_(&t->cache, size);
