@@ -215,7 +215,7 @@ void zero_large(mspan* s, size_t bytes) {
   auto& c = alloc_counters();
   // Relaxed: statistics and the pacer's heap_live estimate.
   c.heap_live.fetch_add(npages * kPageSize, std::memory_order_relaxed);
-  c.total_alloc.fetch_add(npages * kPageSize, std::memory_order_relaxed);
+  c.total_alloc.fetch_add(npages * kPageSize, std::memory_order_release);
   c.mallocs.fetch_add(1, std::memory_order_relaxed);
   c.class_mallocs[0].fetch_add(1, std::memory_order_relaxed);
   // Sampled before the span is filed: until then this thread owns it (mspan::nsampled).

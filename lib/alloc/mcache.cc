@@ -28,9 +28,10 @@ static uint64_t account_uncache(mspan* s) {
   uint32_t n = s->alloc_count - s->alloc_count_before_cache;
   uint32_t cls = s->size_class();
   auto& c = g_counters;
-  // Relaxed: statistics counters, no ordering with other data.
+  // Relaxed: statistics counters, no ordering with other data; but total_alloc is
+  // released after the span's pages were counted in use (see gc_read_stats).
   c.mallocs.fetch_add(n, std::memory_order_relaxed);
-  c.total_alloc.fetch_add(uint64_t(n) * s->elemsize, std::memory_order_relaxed);
+  c.total_alloc.fetch_add(uint64_t(n) * s->elemsize, std::memory_order_release);
   c.class_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
   uint64_t unused = uint64_t(s->nelems - s->alloc_count) * s->elemsize;
   c.heap_live.fetch_sub(unused, std::memory_order_relaxed);

@@ -365,7 +365,7 @@ void mheap::free_span(mspan* s) {
     a->spans[i].store(nullptr, std::memory_order_release);
     a->dirty[i / 64] |= uint64_t{1} << (i % 64);
   });
-  counters.pages_inuse.fetch_sub(s->npages, std::memory_order_relaxed);
+  counters.pages_inuse.fetch_sub(s->npages, std::memory_order_release);
   counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
   insert_run(s->start, s->npages, monotonic_ns());
   // The span struct is reused later, its bitmaps' block with it. A concurrent lock-free

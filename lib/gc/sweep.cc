@@ -48,7 +48,10 @@ void SweepTally::flush() {
     auto& c = alloc_counters();
     c.frees.fetch_add(frees, std::memory_order_relaxed);
     c.class_frees[cls].fetch_add(frees, std::memory_order_relaxed);
-    c.freed_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    // Release: gc_read_stats reads the pages in use after the bytes allocated and before
+    // the bytes freed, so that a snapshot never shows more bytes allocated than pages in
+    // use (sweep_span flushes before it frees the span's pages).
+    c.freed_bytes.fetch_add(bytes, std::memory_order_release);
     g_stats.bytes_freed.fetch_add(bytes, std::memory_order_relaxed);
   }
   spans = frees = bytes = 0;
@@ -75,6 +78,7 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     }
     tally.frees++;
     tally.bytes += s->elemsize;
+    tally.flush();  // the bytes freed before the pages (see SweepTally::flush)
     heap().free_span(s);
     return SweepResult::kFreed;
   }
@@ -146,6 +150,7 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     tally.bytes += uint64_t(nfreed) * s->elemsize;
   }
   if (free_it) {
+    tally.flush();  // the bytes freed before the pages (see SweepTally::flush)
     heap().free_span(s);
     return SweepResult::kFreed;
   }

@@ -19,10 +19,14 @@ extern "C" void gc_read_stats(gc_stats* s) {
   auto& c = alloc_counters();
   auto& h = heap();
   auto& cs = collector_stats();
-  // Relaxed loads throughout: independent counters, a snapshot need not be atomic.
+  // Relaxed loads, but for one order: heap_inuse >= heap_alloc holds in every snapshot.
+  // Pages are counted in use before the bytes allocated in them, and the bytes swept are
+  // counted freed before their pages are freed (release); so the bytes allocated are read
+  // first, then the pages, then the bytes freed (acquire).
   uint64_t tiny = c.tiny_allocs.load(std::memory_order_relaxed);
-  uint64_t total = c.total_alloc.load(std::memory_order_relaxed);
-  uint64_t freed = c.freed_bytes.load(std::memory_order_relaxed);
+  uint64_t total = c.total_alloc.load(std::memory_order_acquire);
+  uint64_t inuse_pages = h.counters.pages_inuse.load(std::memory_order_acquire);
+  uint64_t freed = c.freed_bytes.load(std::memory_order_acquire);
   s->total_alloc = total;
   s->heap_alloc = total > freed ? total - freed : 0;
   // Go counts each tiny sub-allocation as both a malloc and a free.
@@ -30,7 +34,7 @@ extern "C" void gc_read_stats(gc_stats* s) {
   s->frees = c.frees.load(std::memory_order_relaxed) + tiny;
   s->heap_objects = s->mallocs > s->frees ? s->mallocs - s->frees : 0;
   s->heap_sys = h.counters.heap_sys.load(std::memory_order_relaxed);
-  s->heap_inuse = h.counters.pages_inuse.load(std::memory_order_relaxed) * kPageSize;
+  s->heap_inuse = inuse_pages * kPageSize;
   s->heap_idle = s->heap_sys > s->heap_inuse ? s->heap_sys - s->heap_inuse : 0;
   s->heap_released = std::min(h.counters.heap_released.load(std::memory_order_relaxed), s->heap_idle);
   Pacer p = pacer_snapshot();
