@@ -80,8 +80,11 @@ class mheap {
   // pc: the calling mcache's page cache, used for spans of up to PageCache::kMaxSpanPages.
   mspan* alloc_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc = nullptr);
   std::atomic<uint64_t> limit_bytes{UINT64_MAX};
-  // Returns a span's pages (the span must be unlinked from every list).
-  void free_span(mspan* s);
+  // Returns a span's pages (the span must be unlinked from every list). pc: the calling
+  // thread's own page cache, or nullptr; a span of up to PageCache::kMaxSpanPages pages
+  // inside its window goes back to it, without the heap lock. zeroed: the caller cleared
+  // the span's pages, which the next span taking them need not clear.
+  void free_span(mspan* s, PageCache* pc = nullptr, bool zeroed = false);
   // Gives a page cache's free pages and span structs back to the heap (its owner, or the
   // world stopped).
   void flush_page_cache(PageCache* pc);

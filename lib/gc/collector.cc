@@ -646,6 +646,7 @@ void mark_and_finish(uint32_t cycle, CycleTimes& ct, bool user_waits) {
     g_sweep.start_ns = ct.end_ns;  // no sweeper reports this cycle before the wake
   }
   wake_background_sweeper();
+  if (user_waits) g_cv.notify_all();  // gc_collect's caller sweeps too (collect_and_wait)
 
   // The grey set's memory does not stay at its peak: every buffer is empty now (no marker
   // runs in kOff), and all but a reserve for the next cycle are freed.
@@ -1450,6 +1451,18 @@ void clear_stack_if_room() {
   bool attached = current_thread() != nullptr;
   if (attached) gc_blocking_begin();
   g_cv.notify_all();
+  if (attached) {
+    // Go's runtime.GC: the caller sweeps as well, once the mark is over. The spans it
+    // empties go back to its own page cache (mheap::free_span), so that what it allocates
+    // next reuses pages still in its CPU's caches.
+    {
+      std::unique_lock<std::mutex> g(g_mu);
+      g_cv.wait(g, [&] { return g_cycles_done >= target || g_stop; });
+    }
+    gc_blocking_end();
+    sweep_leftovers();
+    gc_blocking_begin();
+  }
   {
     std::unique_lock<std::mutex> g(g_mu);
     g_cv.wait(g, [&] { return g_cycles_swept >= target || g_stop; });

@@ -12,6 +12,7 @@
 #include "alloc/mcache.h"
 #include "alloc/mheap.h"
 #include "alloc/poison.h"
+#include "gc/thread.h"
 #include "gc/collector.h"
 #include "gc/testing.h"
 #include "os/clock.h"
@@ -64,6 +65,15 @@ SweepResult sweep_span(mspan* s, bool preserve) {
   return r;
 }
 
+namespace {
+// The calling thread's page cache (freed spans go back to it, mheap::free_span), or
+// nullptr on a thread that is not attached (the controller, the background sweeper).
+PageCache* own_page_cache() {
+  ThreadState* t = current_thread();
+  return t ? &t->cache.pages : nullptr;
+}
+}  // namespace
+
 SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   uint32_t cls = s->size_class();
   tally.cls = cls;
@@ -79,7 +89,7 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     tally.frees++;
     tally.bytes += s->elemsize;
     tally.flush();  // the bytes freed before the pages (see SweepTally::flush)
-    heap().free_span(s);
+    heap().free_span(s, own_page_cache());
     return SweepResult::kFreed;
   }
   uint32_t nw = s->nwords_bits();
@@ -108,9 +118,8 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   // The dead objects of a span that stays are cleared here, as bdwgc clears what it
   // reclaims (GC_reclaim_clear), so that the allocation runs taken from it need no memset:
   // the background sweeper does it off the program's threads, where Go clears at
-  // allocation (needzero). A span that goes back to the mheap is not cleared: its pages are
-  // dirty, and whoever takes them next clears them.
-  if (nfreed != 0 && (TRICOLOR_STRESS || (clean && !free_it))) {
+  // allocation (needzero). A span that goes back to the mheap is cleared whole below.
+  if (nfreed != 0 && (TRICOLOR_STRESS || (clean && !free_it))) {  // (free_it: below)
     if (!TRICOLOR_STRESS && nalloc == 0) {
       memset(reinterpret_cast<void*>(s->start), 0, size_t(s->nelems) * s->elemsize);
     } else {
@@ -150,8 +159,15 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     tally.bytes += uint64_t(nfreed) * s->elemsize;
   }
   if (free_it) {
+    // Its pages are cleared here too, whole (slots never handed out and the tail may hold
+    // what the pages held before), so that the span that takes them next, of any class,
+    // needs no memset either: the clearing stays off the allocating threads when the
+    // background sweeper (or gc_collect's caller) frees the span. Stress builds poison
+    // freed pages instead.
+    bool zeroed = !TRICOLOR_STRESS;
+    if (zeroed) memset(reinterpret_cast<void*>(s->start), 0, s->npages * kPageSize);
     tally.flush();  // the bytes freed before the pages (see SweepTally::flush)
-    heap().free_span(s);
+    heap().free_span(s, own_page_cache(), zeroed);
     return SweepResult::kFreed;
   }
   // Cleared above (or nothing died in a span already clean): no run needs a memset.

@@ -525,3 +525,45 @@ TEST_CASE("gc.h's inline fast paths and the library's functions share the thread
     gc_collect();
   }
 }
+
+// mheap::free_span with the freeing thread's page cache: a span inside the cache's window
+// goes back to the cache (not to the heap's free runs), dirty unless the caller cleared it,
+// and the cache's next span of that size takes the same pages.
+TEST_CASE("a span freed inside its thread's page-cache window goes back to that cache",
+          "[alloc][pagecache]") {
+  ensure_heap();
+  PageCache pc;
+  const SpanClass sc = make_span_class(size_to_class(256), true);
+  bool needzero = true;
+  mspan* s = heap().alloc_span(1, sc, &needzero, &pc);
+  REQUIRE(s);
+  const uintptr_t a = s->start;
+  REQUIRE(pc.base != 0);
+  REQUIRE((a >= pc.base && a < pc.base + PageCache::kPages * kPageSize));
+  const uint64_t bit = uint64_t{1} << ((a - pc.base) / kPageSize);
+  CHECK((pc.free & bit) == 0);
+  const int structs = pc.nspans;
+  heap().free_span(s, &pc);
+  CHECK(heap().span_of(a) == nullptr);
+  CHECK((pc.free & bit) != 0);
+  CHECK((pc.dirty & bit) != 0);  // it held objects
+  CHECK(pc.nspans == std::min(structs + 1, PageCache::kSpans));
+  CHECK(heap().free_run_pages_at(a) == 0);  // not in the heap's free runs
+  mspan* t = heap().alloc_span(1, sc, &needzero, &pc);
+  REQUIRE(t);
+  CHECK(t->start == a);  // lowest free page first: the one just freed
+  CHECK(needzero);
+  heap().free_span(t, &pc, /*zeroed=*/true);
+  CHECK((pc.dirty & bit) == 0);
+  mspan* u = heap().alloc_span(1, sc, &needzero, &pc);
+  REQUIRE(u);
+  CHECK(u->start == a);
+  CHECK_FALSE(needzero);  // cleared by whoever freed it
+  // Without a cache (or outside its window) the span goes to the heap's free runs.
+  heap().free_span(u);
+  CHECK((pc.free & bit) == 0);
+  CHECK(heap().free_run_pages_at(a) != 0);
+  heap().flush_page_cache(&pc);
+  CHECK(pc.free == 0);
+  CHECK(pc.nspans == 0);
+}

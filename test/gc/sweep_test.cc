@@ -262,6 +262,39 @@ TEST_CASE("objects read zero when the sweep has cleared the dead ones of their s
   REQUIRE(verify_failures() == 0);
 }
 
+// A span whose objects all died goes back to the heap (or to the sweeping thread's page
+// cache) with its pages cleared whole, and the span that takes them next, of any class,
+// skips its memset. Each round fills a few MiB with objects of one class, a pattern in
+// every byte, drops them and collects (a user cycle frees emptied spans at once); the next
+// round's class has another geometry, so its objects and its spans' tails lie across the
+// previous round's objects. Every object must read zero when handed out.
+TEST_CASE("objects read zero in pages that freed spans of another class held",
+          "[gc][sweep][zero]") {
+  ensure_heap();
+  static const size_t kSizes[] = {48, 256, 112, 1024, 80, 3072, 640, 24};
+  uint64_t bad = 0, objects = 0;
+  std::vector<unsigned char*> objs;
+  for (int round = 0; round < 16; round++) {
+    size_t size = kSizes[round % 8];
+    size_t n = (size_t(4) << 20) / size;
+    objs.assign(n, nullptr);
+    for (size_t i = 0; i < n; i++) {
+      auto* p = static_cast<unsigned char*>(i % 2 ? gc_alloc(size, nullptr) : gc_alloc_noscan(size));
+      REQUIRE(p);
+      if (!std::all_of(p, p + size, [](unsigned char c) { return c == 0; })) bad++;
+      memset(p, 0xa5, size);  // no heap pointer in it: conservative scans keep nothing
+      objs[i] = p;
+      objects++;
+    }
+    // The vector's buffer is not scanned: every object dies here.
+    std::fill(objs.begin(), objs.end(), nullptr);
+    gc_collect();
+  }
+  INFO(objects << " objects");
+  REQUIRE(bad == 0);
+  REQUIRE(verify_failures() == 0);
+}
+
 // A thread that refills a span class may grow the heap inside a collector wait (mheap.cc,
 // alloc_pages_or_grow), where a whole cycle can run: its mark termination advances the
 // sweep generation. The span the thread then takes must be stamped with the generation of
