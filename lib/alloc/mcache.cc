@@ -21,9 +21,9 @@ void mcache::init() {
   sample_bytes = 0;
 }
 
-// Counts what was allocated from s since it was cached, and undoes the pacer's up-front
-// charge for the slots that stayed free (Go's releaseAll accounting). Returns the bytes of
-// those slots.
+// Counts what was allocated from s since it was cached; returns the bytes of the slots
+// that stayed free, whose up-front charge to heap_live the caller undoes (Go's releaseAll
+// accounting).
 static uint64_t account_uncache(mspan* s) {
   uint32_t n = s->alloc_count - s->alloc_count_before_cache;
   uint32_t cls = s->size_class();
@@ -33,23 +33,27 @@ static uint64_t account_uncache(mspan* s) {
   c.mallocs.fetch_add(n, std::memory_order_relaxed);
   c.total_alloc.fetch_add(uint64_t(n) * s->elemsize, std::memory_order_release);
   c.class_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
-  uint64_t unused = uint64_t(s->nelems - s->alloc_count) * s->elemsize;
-  c.heap_live.fetch_sub(unused, std::memory_order_relaxed);
-  return unused;
+  return uint64_t(s->nelems - s->alloc_count) * s->elemsize;
 }
 
 mspan* mcache::refill(SpanClass sc) {
   mspan* old = alloc[sc];
+  int64_t live_delta = 0;  // heap_live's change, applied once
   if (old != &g_empty_span) {
-    sample_bytes -= int64_t(account_uncache(old));
-    heap().central(sc).uncache_span(old);
+    uint64_t unused = account_uncache(old);
+    sample_bytes -= int64_t(unused);
+    live_delta -= int64_t(unused);
     alloc[sc] = &g_empty_span;
+  } else {
+    old = nullptr;
   }
-  mspan* s = heap().central(sc).cache_span(&pages);
-  if (!s) return nullptr;
+  // The old span is filed under the lock hold that takes the new one.
+  mspan* s = heap().central(sc).cache_span(&pages, old);
   // Charge the pacer for the whole span's free space up front (Go, issue 53738).
-  g_counters.heap_live.fetch_add(uint64_t(s->nelems - s->alloc_count) * s->elemsize,
-                                 std::memory_order_relaxed);
+  if (s) live_delta += int64_t(uint64_t(s->nelems - s->alloc_count) * s->elemsize);
+  // Relaxed: the pacer's estimate. Two's complement: a negative delta subtracts.
+  if (live_delta) g_counters.heap_live.fetch_add(uint64_t(live_delta), std::memory_order_relaxed);
+  if (!s) return nullptr;
   alloc[sc] = s;
   return s;
 }
@@ -85,7 +89,9 @@ uint64_t mcache::release_all(bool give_back) {
     }
     r = Run{};
     if (s == &g_empty_span) continue;
-    sample_bytes -= int64_t(account_uncache(s));
+    uint64_t unused = account_uncache(s);
+    sample_bytes -= int64_t(unused);
+    g_counters.heap_live.fetch_sub(unused, std::memory_order_relaxed);
     heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
     alloc[sc] = &g_empty_span;
   }

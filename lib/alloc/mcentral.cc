@@ -51,16 +51,32 @@ void mcentral::push_swept(mspan* s) {
   file_swept_locked(s, sg);
 }
 
-mspan* mcentral::cache_span(PageCache* pc) {
+mspan* mcentral::cache_span(PageCache* pc, mspan* old) {
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
+  if (old && old->sweepgen.load(std::memory_order_relaxed) == sg + 1) {
+    uncache_span(old);  // cached before this sweep began: swept first
+    old = nullptr;
+  }
+  if (old && !used_.load(std::memory_order_relaxed)) used_.store(true, std::memory_order_relaxed);
   mspan* s = nullptr;
   {
-    SweepActive active;  // before any pop: sweeping is not done while we may sweep
     std::unique_lock<SpinMutex> g(lock_);
+    if (old) {
+      old->list = SpanList::kNone;
+      file_swept_locked(old, sg);
+    }
     s = partial_[swept(sg)].pop();
-    if (!s) {
+    // Unswept spans of this class are counted at mark termination (with the world stopped)
+    // and only taken away after: once none is left, none comes until the next one, which
+    // cannot pass this thread here. So a refill that finds none skips the sweeper count
+    // (two read-modify-writes of a line every sweeper shares).
+    if (!s && has_unswept()) {
+      g.unlock();
+      SweepActive active;  // before the pop of an unswept span: sweeping is not done meanwhile
+      g.lock();
+      s = partial_[swept(sg)].pop();
       // Sweep unswept spans of this class until one has room (Go's cacheSpan steps 2-3).
-      for (int budget = kSpanBudget; budget > 0; budget--) {
+      for (int budget = kSpanBudget; !s && budget > 0; budget--) {
         mspan* u = partial_[unswept(sg)].pop();
         if (!u) u = full_[unswept(sg)].pop();
         if (!u) break;
@@ -70,10 +86,7 @@ mspan* mcentral::cache_span(PageCache* pc) {
         // Relaxed: a statistic.
         sweep_stats().spans_swept_by_alloc.fetch_add(1, std::memory_order_relaxed);
         g.lock();
-        if (usable) {
-          s = u;
-          break;
-        }
+        if (usable) s = u;
       }
     }
   }

@@ -26,7 +26,9 @@ class mcentral {
   // A swept span with at least one free slot, owned by the caller (an mcache), or nullptr
   // when the heap cannot grow. Sweeps up to kSpanBudget unswept spans on the way. A new
   // span takes its pages from pc, the caller's page cache.
-  mspan* cache_span(PageCache* pc);
+  // old: the span the mcache gives back for this one (or nullptr), filed under the same
+  // hold of the lock as the new span's pop when it needs no sweep (uncache_span otherwise).
+  mspan* cache_span(PageCache* pc, mspan* old = nullptr);
   // Gives back a span an mcache held.
   void uncache_span(mspan* s);
   // Puts a large span (class 0) or a freshly swept span on the right swept list.
