@@ -1478,7 +1478,10 @@ void clear_stack_if_room() {
       g_cv.wait(g, [&] { return g_cycles_done >= target || g_stop; });
     }
     gc_blocking_end();
-    sweep_leftovers();
+    // In batches with a safepoint between them (Go's runtime.GC yields after each span):
+    // a fiber gives its P to others and a stop of the world does not wait for the sweep.
+    for (int sc = 0; sc < kNumSpanClasses; sc++)
+      while (heap().central(static_cast<SpanClass>(sc)).sweep_batch(mcentral::kSweepBatch) != 0) gc_safepoint();
     gc_blocking_begin();
     g_cv.notify_all();  // the controller waits for this sweep (mark_and_finish)
   }
