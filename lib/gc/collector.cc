@@ -53,6 +53,7 @@ bool g_request = false;             // a cycle is requested
 CycleReason g_request_reason = CycleReason::kHeap;
 bool g_request_user = false;        // a gc_collect waits: sweep in the foreground
 bool g_request_user_sweeps = false; // ... from an attached thread, which sweeps it all
+uint64_t g_waiter_swept = 0;        // the last cycle such a thread has swept (its CPU counted)
 uint64_t g_cycles_started = 0;
 uint64_t g_cycles_done = 0;
 // A cycle runs, from its numbering (claim_cycle_locked: on the controller, or on an
@@ -699,7 +700,7 @@ void mark_and_finish(uint32_t cycle, CycleTimes& ct, bool user_waits, bool waite
     uint64_t cpu0 = thread_cpu_ns();
     if (waiter_sweeps) {
       std::unique_lock<std::mutex> g(g_mu);
-      while (!sweep_done() && !g_stop) g_cv.wait_for(g, std::chrono::milliseconds(1));
+      while (g_waiter_swept < cycle && !g_stop) g_cv.wait_for(g, std::chrono::milliseconds(1));
     }
     finish_sweep();  // whatever is left (nothing, after the caller's sweep)
     SweepReport swept;
@@ -1357,7 +1358,8 @@ int gc_init(const gc_options* o) {
     publish_trigger();
     g_request = false;
     g_stop = false;
-    g_cycles_started = g_cycles_done = g_cycles_swept = 0;
+    g_cycles_started = g_cycles_done = g_cycles_swept = g_waiter_swept = 0;
+    g_request_user_sweeps = false;
     g_cycle_active = g_handoff_pending = false;
     g_last_cycle_end_ns = monotonic_ns();
   }
@@ -1473,17 +1475,33 @@ void clear_stack_if_room() {
     // allocations read them: swept on the collector's threads, each span a thread took
     // after gc_collect moved a few cache lines from another CPU (the median round of an
     // allocation benchmark took twice its fastest).
+    bool stopping;
     {
       std::unique_lock<std::mutex> g(g_mu);
       g_cv.wait(g, [&] { return g_cycles_done >= target || g_stop; });
+      stopping = g_stop;  // exit or shutdown: the heap is left as it is
+    }
+    if (stopping) {
+      gc_blocking_end();
+      return;
     }
     gc_blocking_end();
     // In batches with a safepoint between them (Go's runtime.GC yields after each span):
     // a fiber gives its P to others and a stop of the world does not wait for the sweep.
+    uint64_t cpu0 = thread_cpu_ns();
     for (int sc = 0; sc < kNumSpanClasses; sc++)
       while (heap().central(static_cast<SpanClass>(sc)).sweep_batch(mcentral::kSweepBatch) != 0) gc_safepoint();
+    uint64_t cpu = thread_cpu_ns() - cpu0;
     gc_blocking_begin();
-    g_cv.notify_all();  // the controller waits for this sweep (mark_and_finish)
+    {
+      // The sweep's CPU time goes into the cycle's sweep record before the controller,
+      // which waits for this, reports it (mark_and_finish).
+      std::lock_guard<std::mutex> g(g_mu);
+      SweepReport unused;
+      claim_sweep(target, cpu, 0, &unused);
+      g_waiter_swept = std::max(g_waiter_swept, target);
+    }
+    g_cv.notify_all();
   }
   {
     std::unique_lock<std::mutex> g(g_mu);
