@@ -5,6 +5,7 @@
 #include <new>
 
 #include "alloc/poison.h"
+#include "os/bits.h"
 #include "gc/thread.h"
 #include "trace/log.h"
 
@@ -193,29 +194,32 @@ void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bo
   counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
 }
 
-void mheap::take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav) {
-  *dirty = *scav = 0;
-  size_t k = 0;
+template <class F>
+void mheap::clear_page_bits(uintptr_t addr, size_t npages, F f) {
+  size_t released = 0, k = 0;
   for_pages(addr, npages, [&](HeapArena* a, size_t i) {
     uint64_t bit = uint64_t{1} << (i % 64);
-    if (a->dirty[i / 64] & bit) *dirty |= uint64_t{1} << k;
-    if (a->scavenged[i / 64] & bit) *scav |= uint64_t{1} << k;
+    bool dirty = (a->dirty[i / 64] & bit) != 0, scav = (a->scavenged[i / 64] & bit) != 0;
     a->dirty[i / 64] &= ~bit;
     a->scavenged[i / 64] &= ~bit;
-    k++;
+    released += scav;
+    f(k++, dirty, scav);
   });
-  if (*scav)
-    counters.heap_released.fetch_sub(uint64_t(__builtin_popcountll(*scav)) * kPageSize,
-                                     std::memory_order_relaxed);
+  if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
+}
+
+void mheap::take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav) {
+  *dirty = *scav = 0;
+  clear_page_bits(addr, npages, [&](size_t k, bool d, bool r) {
+    *dirty |= uint64_t{d} << k;
+    *scav |= uint64_t{r} << k;
+  });
 }
 
 void mheap::flush_page_cache_locked(PageCache* pc) {
   uint64_t now = pc->free ? monotonic_ns() : 0;
   // Each maximal run of free pages goes back as one free run, with its pages' bits.
-  for (uint64_t f = pc->free; f;) {
-    unsigned i = static_cast<unsigned>(__builtin_ctzll(f));
-    uint64_t from_i = f >> i;
-    unsigned n = ~from_i ? static_cast<unsigned>(__builtin_ctzll(~from_i)) : 64 - i;
+  for_each_bit_run(pc->free, [&](unsigned i, unsigned n) {
     uintptr_t addr = pc->base + i * kPageSize;
     size_t k = i;
     for_pages(addr, n, [&](HeapArena* a, size_t j) {
@@ -229,8 +233,7 @@ void mheap::flush_page_cache_locked(PageCache* pc) {
       counters.heap_released.fetch_add(uint64_t(__builtin_popcountll(pc->scav & mask)) * kPageSize,
                                        std::memory_order_relaxed);
     insert_run(addr, n, now);
-    f &= ~mask;
-  }
+  });
   pc->base = 0;
   pc->free = pc->dirty = pc->scav = 0;
   for (int i = 0; i < pc->nspans; i++) span_pool_.push_back(pc->spans[i]);
@@ -342,15 +345,7 @@ mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* 
   if (!addr) return nullptr;
   // Pages that held objects must be zeroed; released pages read as zero.
   bool dirty = false;
-  size_t released = 0;
-  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
-    uint64_t bit = uint64_t{1} << (i % 64);
-    if (a->dirty[i / 64] & bit) dirty = true;
-    if (a->scavenged[i / 64] & bit) released++;
-    a->dirty[i / 64] &= ~bit;
-    a->scavenged[i / 64] &= ~bit;
-  });
-  if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
+  clear_page_bits(addr, npages, [&](size_t, bool d, bool) { dirty |= d; });
   mspan* s = new_span_locked();
   setup_span(s, addr, npages, sc, dirty);
   *needzero = dirty;

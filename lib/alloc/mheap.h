@@ -151,8 +151,10 @@ class mheap {
   // alloc_pages, growing the heap if no run fits (drops the lock meanwhile); 0: out of
   // memory.
   uintptr_t alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npages);
-  // Clears the dirty and released bits of the npages <= 64 pages at addr (lock held) and
-  // returns them as masks (bit i: page i).
+  // Clears the dirty and released bits of the pages [addr, addr + npages) (lock held),
+  // calling f(k, dirty, released) for the k-th; the released ones leave heap_released.
+  template <class F> void clear_page_bits(uintptr_t addr, size_t npages, F f);
+  // The same for npages <= 64, the bits returned as masks (bit i: page i).
   void take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav);
   void fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_lock<SpinMutex>& g);
   void flush_page_cache_locked(PageCache* pc);

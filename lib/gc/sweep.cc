@@ -13,6 +13,7 @@
 #include "alloc/mheap.h"
 #include "alloc/poison.h"
 #include "gc/thread.h"
+#include "os/bits.h"
 #include "gc/collector.h"
 #include "gc/testing.h"
 #include "os/clock.h"
@@ -124,19 +125,15 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
       memset(reinterpret_cast<void*>(s->start), 0, size_t(s->nelems) * s->elemsize);
     } else {
       for (uint32_t w = 0; w < nw; w++) {
-        uint64_t dead = s->alloc_bits[w] & ~s->mark_bits[w];
-        while (dead) {  // runs of dead neighbours, one memset each
-          unsigned i = static_cast<unsigned>(__builtin_ctzll(dead));
-          uint64_t from_i = dead >> i;
-          unsigned n = ~from_i ? static_cast<unsigned>(__builtin_ctzll(~from_i)) : 64 - i;
+        // Runs of dead neighbours, one memset each.
+        for_each_bit_run(s->alloc_bits[w] & ~s->mark_bits[w], [&](unsigned i, unsigned n) {
           uintptr_t p = s->object_base(w * 64 + i);
           size_t bytes = size_t(n) * s->elemsize;
           if (TRICOLOR_STRESS)
             poison_freed(p, bytes);  // alloc/poison.h
           else
             memset(reinterpret_cast<void*>(p), 0, bytes);
-          dead &= n == 64 ? 0 : ~(((uint64_t{1} << n) - 1) << i);
-        }
+        });
       }
     }
   }
