@@ -12,8 +12,11 @@
 #include "gc/collector.h"
 #include "gc/sweep.h"
 #include "gc/testing.h"
+#include "gc/thread.h"
 #include "support/heap.h"
+#include "support/scrub.h"
 #include "tricolor/gc.h"
+#include "tricolor_config.h"
 
 using namespace tricolor::internal;
 using namespace tricolor::test;
@@ -293,6 +296,51 @@ TEST_CASE("objects read zero in pages that freed spans of another class held",
   INFO(objects << " objects");
   REQUIRE(bad == 0);
   REQUIRE(verify_failures() == 0);
+}
+
+// gc_collect from an attached thread: the caller sweeps the heap itself once the mark is
+// over, and the spans it empties inside its page-cache window go back to that cache (not to
+// the heap's free runs), so that its next spans reuse the pages its CPU just cleared.
+TEST_CASE("gc_collect's caller sweeps, and its emptied spans go back to its page cache",
+          "[gc][sweep][pagecache]") {
+  ensure_heap();
+  gc_collect();
+  ThreadState* t = current_thread();
+  REQUIRE(t);
+  PageCache& pc = t->cache.pages;
+  heap().flush_page_cache(&pc);  // the next span takes a fresh 64-page window
+  constexpr size_t kSize = 1024;  // 8 objects in a one-page span
+  constexpr int kSpans = 8;
+  std::vector<uintptr_t> pages;  // hidden: the spans' first pages
+  {
+    std::vector<void*> objs;
+    for (int i = 0; i < 8 * kSpans; i++) {
+      void* p = gc_alloc_noscan(kSize);
+      REQUIRE(p);
+      objs.push_back(p);
+      uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~(kPageSize - 1);
+      if (std::find(pages.begin(), pages.end(), page) == pages.end()) pages.push_back(page);
+    }
+    REQUIRE(pc.base != 0);
+    std::fill(objs.begin(), objs.end(), nullptr);
+  }
+  scrub_stack_below();
+  gc_collect();
+  size_t in_cache = 0, in_window = 0;
+  for (uintptr_t page : pages) {
+    if (page < pc.base || page >= pc.base + PageCache::kPages * kPageSize) continue;
+    in_window++;
+    if (pc.free >> ((page - pc.base) / kPageSize) & 1) {
+      in_cache++;
+      CHECK(heap().free_run_pages_at(page) == 0);  // not in the heap's free runs as well
+      if (!TRICOLOR_STRESS)  // stress builds poison freed pages instead
+        CHECK((pc.dirty >> ((page - pc.base) / kPageSize) & 1) == 0);  // cleared by the sweep
+    }
+  }
+  INFO(pages.size() << " spans, " << in_window << " in the window, " << in_cache << " back in the cache");
+  REQUIRE(in_window == pages.size());
+  // A stale word on the stack may keep an object, and its span with it.
+  CHECK(in_cache + 1 >= pages.size());
 }
 
 // A thread that refills a span class may grow the heap inside a collector wait (mheap.cc,
