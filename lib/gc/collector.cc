@@ -699,8 +699,16 @@ void mark_and_finish(uint32_t cycle, CycleTimes& ct, bool user_waits, bool waite
   if (user_waits) {
     uint64_t cpu0 = thread_cpu_ns();
     if (waiter_sweeps) {
+      // Until the caller has filed its sweep; or, once the sweep is done anyway, a couple of
+      // milliseconds more at most: a fiber whose P another fiber holds in a collector wait
+      // (a trigger waiting for the next cycle, which waits for this one to end) does not
+      // run again before that wait times out (kTriggerWaitMs), but the other fiber swept
+      // what was left before it waited (sweep_leftovers).
       std::unique_lock<std::mutex> g(g_mu);
-      while (g_waiter_swept < cycle && !g_stop) g_cv.wait_for(g, std::chrono::milliseconds(1));
+      for (int after_done = 0; g_waiter_swept < cycle && !g_stop;) {
+        if (sweep_done() && ++after_done > 2) break;
+        g_cv.wait_for(g, std::chrono::milliseconds(1));
+      }
     }
     finish_sweep();  // whatever is left (nothing, after the caller's sweep)
     SweepReport swept;
