@@ -82,10 +82,11 @@ TRICOLOR_API void tricolor_safepoint_slow(void);
  * joins the barrier's branch (a test and an or, no second branch) and the slow path reports
  * it instead of faulting; where the compiler knows the slot is not NULL, the test folds
  * away. */
+static inline void tricolor_write_ptr_marking_(void* slot, void* value);
 static inline void gc_write_ptr(void* slot, void* value) {
   if (__builtin_expect((__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) |
                         (uint32_t)(slot == NULL)) != 0, 0)) {
-    tricolor_write_ptr_slow(slot, value);
+    tricolor_write_ptr_marking_(slot, value);
     return;
   }
   /* Relaxed atomic store: a plain mov, and concurrent markers read it race-free. */
@@ -118,7 +119,11 @@ enum { tricolor_num_span_classes_ = 134, /* 67 size classes, scan and noscan */
        tricolor_poll_alloc_mask_ = ~8 }; /* the poll requests an allocation takes */
 struct tricolor_cache {
   uint64_t tiny_allocs; /* objects under 16 B handed out (flushed to the statistics) */
-  uint64_t reserved_[3];
+  /* The slots of the last allocation run taken while marking: all black, so a barrier
+   * whose old and new values are NULL or in them queues nothing (lib/gc/barrier.cc). */
+  uintptr_t black_lo;
+  uintptr_t black_hi;
+  uint64_t reserved_[1];
   struct tricolor_run run[tricolor_num_span_classes_];
 };
 /* The calling thread's cache: NULL when it is not attached (and in stress builds). */
@@ -222,6 +227,28 @@ static inline __attribute__((always_inline)) void* tricolor_alloc_noscan_inline_
 /* Variadic: a template argument list with a comma in an argument stays whole. */
 #define gc_alloc(...) tricolor_alloc_inline_(__VA_ARGS__)
 #define gc_alloc_noscan(...) tricolor_alloc_noscan_inline_(__VA_ARGS__)
+
+/* gc_write_ptr while marking: a store whose old and new values are both NULL or in the
+ * thread's black run (the common case: a new object stored into the new object that holds
+ * it) has nothing to shade and is done here; the others go to the library. */
+static inline __attribute__((always_inline)) void tricolor_write_ptr_marking_(void* slot,
+                                                                               void* value) {
+  struct tricolor_cache* c = tricolor_tls_cache;
+  if (__builtin_expect(c != NULL && slot != NULL, 1)) {
+    uintptr_t lo = c->black_lo, span = c->black_hi - lo;
+    uintptr_t old = __atomic_load_n((uintptr_t*)slot, __ATOMIC_RELAXED);
+    uintptr_t v = (uintptr_t)value;
+    if ((old == 0 || old - lo < span) && (v == 0 || v - lo < span)) {
+      __atomic_store_n((void**)slot, value, __ATOMIC_RELAXED);
+      return;
+    }
+  }
+  tricolor_write_ptr_slow(slot, value);
+}
+#else
+static inline void tricolor_write_ptr_marking_(void* slot, void* value) {
+  tricolor_write_ptr_slow(slot, value);
+}
 #endif /* inline allocation */
 
 /* ---- Roots, threads, safepoints ----------------------------------------- */

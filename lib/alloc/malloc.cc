@@ -108,8 +108,8 @@ inline constexpr uintptr_t kOsPageSize = 4096;
   if (__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) != 0) {
     s->mark_range(first, n);
     t->black_bytes += bytes;
-    t->wbuf.black_lo = p;  // the barrier's filter (WbBuf::needs)
-    t->wbuf.black_hi = p + bytes;
+    t->cache.black_lo = p;  // the barrier's filter (WbBuf::needs, gc.h)
+    t->cache.black_hi = p + bytes;
   }
   // Release: the cleared slots (and their heap bits, uniform or written before each slot
   // is handed out) are visible before a marker may treat them as allocated (INV-SPAN-3);

@@ -18,6 +18,7 @@ void mcache::init() {
   for (auto& r : run) r = Run{};
   for (auto& s : alloc) s = &g_empty_span;
   tiny_allocs = 0;
+  black_lo = black_hi = 0;
   sample_bytes = 0;
 }
 

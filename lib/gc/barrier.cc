@@ -56,9 +56,11 @@ using namespace tricolor::internal;
 namespace {
 
 // Queues what the barrier owes a shade: the old and the new value, unless null or black.
-inline void record(WbBuf& b, void* old, void* value) {
-  if (b.needs(reinterpret_cast<uintptr_t>(old))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
-  if (b.needs(reinterpret_cast<uintptr_t>(value))) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
+inline void record(ThreadState* t, void* old, void* value) {
+  WbBuf& b = t->wbuf;
+  uintptr_t lo = t->cache.black_lo, hi = t->cache.black_hi;
+  if (WbBuf::needs(reinterpret_cast<uintptr_t>(old), lo, hi)) b.buf[b.n++] = reinterpret_cast<uintptr_t>(old);
+  if (WbBuf::needs(reinterpret_cast<uintptr_t>(value), lo, hi)) b.buf[b.n++] = reinterpret_cast<uintptr_t>(value);
 }
 
 // The barrier's rare cases, out of line so that the common one needs no stack frame: a
@@ -82,7 +84,7 @@ inline void record(WbBuf& b, void* old, void* value) {
     shade_if_marking(value);
   } else {
     if (t->wbuf.n + 2 > WbBuf::kEntries) flush_wbuf(t);
-    record(t->wbuf, old, value);
+    record(t, old, value);
   }
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }
@@ -96,6 +98,6 @@ extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
   void** s = static_cast<void**>(slot);
   // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.
   void* old = __atomic_load_n(s, __ATOMIC_RELAXED);
-  record(t->wbuf, old, value);
+  record(t, old, value);
   __atomic_store_n(s, value, __ATOMIC_RELAXED);  // see gc_write_ptr in gc.h
 }

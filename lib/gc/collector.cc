@@ -482,7 +482,7 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     if (flush_pages) t->cache.release_pages();
     t->black_bytes -= std::min(unused, t->black_bytes);
     t->assist_bytes.store(0, std::memory_order_relaxed);
-    t->wbuf.black_lo = t->wbuf.black_hi = 0;  // its slots are no longer black
+    t->cache.black_lo = t->cache.black_hi = 0;  // its slots are no longer black
     ms.bytes_allocated_black.fetch_add(t->black_bytes, std::memory_order_relaxed);
     t->black_bytes = 0;
   });
@@ -1494,11 +1494,15 @@ void clear_stack_if_room() {
       return;
     }
     gc_blocking_end();
-    // In batches with a safepoint between them (Go's runtime.GC yields after each span):
-    // a fiber gives its P to others and a stop of the world does not wait for the sweep.
+    // In batches, a fiber yielding its P between them when asked to (Go's runtime.GC yields
+    // after each span). Not a full safepoint: its other work includes, in stress builds, a
+    // collection of its own, which would wait for the next cycle while this one waits for
+    // this sweep (the stress torture hung so). No stop of the world comes meanwhile: the
+    // cycle is still active, so no other can start.
     uint64_t cpu0 = thread_cpu_ns();
     for (int sc = 0; sc < kNumSpanClasses; sc++)
-      while (heap().central(static_cast<SpanClass>(sc)).sweep_batch(mcentral::kSweepBatch) != 0) gc_safepoint();
+      while (heap().central(static_cast<SpanClass>(sc)).sweep_batch(mcentral::kSweepBatch) != 0)
+        if (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kPollPreempt) sched_safepoint();
     uint64_t cpu = thread_cpu_ns() - cpu0;
     gc_blocking_begin();
     {

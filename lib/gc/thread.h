@@ -24,16 +24,17 @@ struct WbBuf {
   static constexpr int kEntries = 512;  // Go 1.21+: 512 pointer slots per P
   uintptr_t buf[kEntries];
   int n = 0;
-  // The slots of the last allocation run this thread took while marking (take_run): all
+  // The slots of the last allocation run this thread took while marking (take_run) are all
   // black (INV-MARK-2), so the barrier need not queue a pointer into them. The common
   // barriered store is a new object stored into the object that will hold it; without the
   // filter every such store queued the new object, and its flush looked it up only to find
-  // it marked. Set by the owner; cleared with the world stopped at mark termination (the
-  // run's unused slots are given back then). Empty (lo == hi) when the mark took no run.
-  uintptr_t black_lo = 0;
-  uintptr_t black_hi = 0;
-  // Whether a barrier must queue v: not null and not in the black run.
-  bool needs(uintptr_t v) const { return v != 0 && v - black_lo >= black_hi - black_lo; }
+  // it marked. The range is the mcache's (tricolor_cache::black_lo/hi, which gc.h's inline
+  // barrier reads too): set by the owner; cleared with the world stopped at mark
+  // termination (the run's unused slots are given back then). Empty (lo == hi) when the
+  // mark took no run. Whether a barrier must queue v: not null and not in the black run.
+  static bool needs(uintptr_t v, uintptr_t black_lo, uintptr_t black_hi) {
+    return v != 0 && v - black_lo >= black_hi - black_lo;
+  }
 };
 
 enum class ThreadStatus : uint32_t {

@@ -47,7 +47,7 @@ struct BarrierOnScope {
     gc_collect();  // no cycle in flight
     old_pct = gc_set_percent(-1);
     current_thread()->wbuf.n = 0;
-    current_thread()->wbuf.black_lo = current_thread()->wbuf.black_hi = 0;  // no mark: none
+    current_thread()->cache.black_lo = current_thread()->cache.black_hi = 0;  // no mark: none
     __atomic_store_n(&tricolor_barrier_on, 1, __ATOMIC_SEQ_CST);
   }
   ~BarrierOnScope() {
@@ -244,8 +244,8 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
   holder = white = first = second = nullptr;
   test_set_hold(false);
   test_wait_cycle_done();
-  CHECK(b.black_lo == 0);  // cleared at mark termination
-  CHECK(b.black_hi == 0);
+  CHECK(current_thread()->cache.black_lo == 0);  // cleared at mark termination
+  CHECK(current_thread()->cache.black_hi == 0);
   REQUIRE(verify_heap(false) == 0);
 }
 
