@@ -53,6 +53,7 @@ bool g_request = false;             // a cycle is requested
 CycleReason g_request_reason = CycleReason::kHeap;
 bool g_request_user = false;        // a gc_collect waits: sweep in the foreground
 bool g_request_user_sweeps = false; // ... from an attached thread, which sweeps it all
+constinit thread_local bool tls_in_collect = false;  // inside collect_and_wait
 uint64_t g_waiter_swept = 0;        // the last cycle such a thread has swept (its CPU counted)
 uint64_t g_cycles_started = 0;
 uint64_t g_cycles_done = 0;
@@ -703,9 +704,12 @@ void mark_and_finish(uint32_t cycle, CycleTimes& ct, bool user_waits, bool waite
       // milliseconds more at most: a fiber whose P another fiber holds in a collector wait
       // (a trigger waiting for the next cycle, which waits for this one to end) does not
       // run again before that wait times out (kTriggerWaitMs), but the other fiber swept
-      // what was left before it waited (sweep_leftovers).
+      // what was left before it waited (sweep_leftovers). And kTriggerWaitMs at most in
+      // all: a caller held up anywhere else (its thread off the CPU) leaves the rest of the
+      // sweep to this thread (finish_sweep below) rather than the cycle waiting for it.
       std::unique_lock<std::mutex> g(g_mu);
-      for (int after_done = 0; g_waiter_swept < cycle && !g_stop;) {
+      uint64_t give_up = monotonic_ns() + uint64_t(kTriggerWaitMs) * 1000000;
+      for (int after_done = 0; g_waiter_swept < cycle && !g_stop && monotonic_ns() < give_up;) {
         if (sweep_done() && ++after_done > 2) break;
         g_cv.wait_for(g, std::chrono::milliseconds(1));
       }
@@ -1252,6 +1256,9 @@ uint64_t stress_safepoint_period() {
 }
 
 void stress_tick(std::atomic<uint64_t>& n, uint64_t every) {
+  // Not inside a gc_collect of this thread (its blocking region's end polls): that one's
+  // cycle waits for this thread's sweep, and a collection here would wait for the next.
+  if (tls_in_collect) return;
   // Relaxed: a counter; which thread's tick collects does not matter.
   if (n.fetch_add(1, std::memory_order_relaxed) % every != every - 1) return;
   bool idle = false;
@@ -1462,6 +1469,11 @@ void clear_stack_if_room() {
 }
 
 [[gnu::noinline]] void collect_and_wait() {
+  struct InCollect {  // stress_tick: no collection of this thread's own inside this one
+    bool was = tls_in_collect;
+    InCollect() { tls_in_collect = true; }
+    ~InCollect() { tls_in_collect = was; }
+  } in_collect;
   uint64_t target;
   {
     std::lock_guard<std::mutex> g(g_mu);
