@@ -352,6 +352,14 @@ mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* 
   return s;
 }
 
+void mheap::retire_span(mspan* s) {
+  s->state.store(SpanState::kDead, std::memory_order_release);
+  poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
+  for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) { a->spans[i].store(nullptr, std::memory_order_release); });
+  counters.pages_inuse.fetch_sub(s->npages, std::memory_order_release);
+  counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void mheap::free_span(mspan* s, PageCache* pc, bool zeroed) {
   // A span inside the freeing thread's page-cache window goes back to that cache, whose
   // owner is the caller: no lock, and the thread's next spans reuse the pages it swept,
@@ -362,15 +370,11 @@ void mheap::free_span(mspan* s, PageCache* pc, bool zeroed) {
   uintptr_t end = s->start + s->npages * kPageSize;
   if (pc && pc->base && s->npages <= PageCache::kMaxSpanPages && s->start >= pc->base &&
       end <= pc->base + PageCache::kPages * kPageSize) {
-    s->state.store(SpanState::kDead, std::memory_order_release);
-    poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
-    for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) { a->spans[i].store(nullptr, std::memory_order_release); });
+    retire_span(s);
     unsigned i = static_cast<unsigned>((s->start - pc->base) / kPageSize);
     uint64_t mask = ((uint64_t{1} << s->npages) - 1) << i;
     pc->free |= mask;
     if (!zeroed) pc->dirty |= mask;  // held objects: zeroed when taken (scav stays clear)
-    counters.pages_inuse.fetch_sub(s->npages, std::memory_order_release);
-    counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
     if (pc->nspans < PageCache::kSpans) {
       pc->spans[pc->nspans++] = s;
       return;
@@ -380,14 +384,9 @@ void mheap::free_span(mspan* s, PageCache* pc, bool zeroed) {
     return;
   }
   std::lock_guard<SpinMutex> g(lock_);
-  s->state.store(SpanState::kDead, std::memory_order_release);
-  poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
-  for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) {
-    a->spans[i].store(nullptr, std::memory_order_release);
-    if (!zeroed) a->dirty[i / 64] |= uint64_t{1} << (i % 64);
-  });
-  counters.pages_inuse.fetch_sub(s->npages, std::memory_order_release);
-  counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
+  retire_span(s);
+  if (!zeroed)
+    for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) { a->dirty[i / 64] |= uint64_t{1} << (i % 64); });
   insert_run(s->start, s->npages, monotonic_ns());
   // The span struct is reused later, its bitmaps' block with it. A concurrent lock-free
   // reader that loaded the span pointer before the map was cleared sees kDead and gives

@@ -158,6 +158,8 @@ class mheap {
   void take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav);
   void fill_page_cache_locked(PageCache* pc, size_t npages, std::unique_lock<SpinMutex>& g);
   void flush_page_cache_locked(PageCache* pc);
+  // A span being freed: state kDead, page map cleared, counted out of use (free_span).
+  void retire_span(mspan* s);
   mspan* new_span_locked();  // a pooled span struct, or a new one (registered in all_spans_)
   // alloc_span once its pages are counted in use.
   mspan* take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc);
