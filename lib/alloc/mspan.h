@@ -225,6 +225,12 @@ struct alignas(64) mspan {
       __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
     }
   }
+  // Every allocated slot's pointer bits, or kHeapBitsUnset / kHeapBitsMixed (INV-SPAN-4):
+  // read_heap_bits without the object's index, for the common uniform span.
+  uint64_t uniform_heap_bits() const {
+    // Acquire: as read_heap_bits.
+    return uniform_bits.load(std::memory_order_acquire);
+  }
   // Bit i = word i of the object is a pointer. For a published slot only.
   uint64_t read_heap_bits(uint32_t idx) const {
     // Acquire: pairs with the release store of kHeapBitsMixed (the filled bitmap).

@@ -1259,6 +1259,10 @@ void stress_tick(std::atomic<uint64_t>& n, uint64_t every) {
   // Not inside a gc_collect of this thread (its blocking region's end polls): that one's
   // cycle waits for this thread's sweep, and a collection here would wait for the next.
   if (tls_in_collect) return;
+  // Nor while a test holds the mark (test_set_hold): the cycle cannot end, and the
+  // collection would wait for it (a test that allocates during the hold hung so when the
+  // count fell due inside it).
+  if (g_test_hold.load(std::memory_order_acquire)) return;
   // Relaxed: a counter; which thread's tick collects does not matter.
   if (n.fetch_add(1, std::memory_order_relaxed) % every != every - 1) return;
   bool idle = false;

@@ -269,7 +269,11 @@ struct ChildQueue {
   static constexpr unsigned kCap = 16;  // a power of two
   uintptr_t v[kCap];
   mspan* s[kCap];
-  unsigned head = 0, n = 0;
+  // Pointers staged since the last flush: the last min(count, kCap) of them wait, the
+  // newest in slot (count - 1) % kCap. 64 bits: it never wraps, so a full queue is never
+  // taken for an empty one. (A head and a length, both kept modulo kCap, cost twice the
+  // instructions per pointer.)
+  uint64_t count = 0;
 };
 }  // namespace
 
@@ -281,21 +285,18 @@ TRICOLOR_MARK_INLINE static void stage(uintptr_t p, GcWork& w, ChildQueue* q) {
   mspan* s = mheap::span_of(p);
   if (!s) return;
   __builtin_prefetch(s);
-  if (q->n == ChildQueue::kCap) {  // full: the oldest is greyed now, its line long arrived
-    grey_in(q->v[q->head], q->s[q->head], w);
-    q->head = (q->head + 1) % ChildQueue::kCap;
-    q->n--;
-  }
-  unsigned t = (q->head + q->n++) % ChildQueue::kCap;
-  q->v[t] = p;
-  q->s[t] = s;
+  unsigned slot = unsigned(q->count++) % ChildQueue::kCap;
+  if (q->count > ChildQueue::kCap)  // full: the oldest, in this slot, is greyed now
+    grey_in(q->v[slot], q->s[slot], w);
+  q->v[slot] = p;
+  q->s[slot] = s;
 }
 
 static void flush_children(GcWork& w, ChildQueue& q) {
-  for (; q.n > 0; q.n--) {
-    grey_in(q.v[q.head], q.s[q.head], w);
-    q.head = (q.head + 1) % ChildQueue::kCap;
-  }
+  uint64_t n = std::min<uint64_t>(q.count, ChildQueue::kCap);
+  for (uint64_t i = q.count - n; i < q.count; i++)
+    grey_in(q.v[i % ChildQueue::kCap], q.s[i % ChildQueue::kCap], w);
+  q.count = 0;
 }
 
 void mark_new_object(mspan* s, uint32_t idx) {
@@ -344,10 +345,13 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w, ChildQueue
     scan_typed_range(base, item, hi, s->large_type, w, q);
     return;
   }
-  uint32_t idx = s->object_index(item);
-  uintptr_t base = s->object_base(idx);
+  // A small span's items are object bases (grey_in, rescan_span): the object's index is
+  // computed only when its own heap bits or type are needed.
+  uintptr_t base = item;
+  TRICOLOR_ASSERT(s->object_base(s->object_index(item)) == item);
   if (s->heap_bits) {
-    uint64_t bits = s->read_heap_bits(idx);
+    uint64_t bits = s->uniform_heap_bits();
+    if (bits >= kHeapBitsUnset) bits = s->read_heap_bits(s->object_index(item));
     w.scan_work += s->elemsize;
     while (bits) {
       unsigned i = static_cast<unsigned>(__builtin_ctzll(bits));
@@ -357,7 +361,7 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w, ChildQueue
     }
     return;
   }
-  scan_typed_range(base, base, base + s->elemsize, s->object_type(idx), w, q);
+  scan_typed_range(base, base, base + s->elemsize, s->object_type(s->object_index(item)), w, q);
 }
 
 // Objects are scanned through a small FIFO of work items whose memory is prefetched when
@@ -402,7 +406,7 @@ int64_t drain(GcWork& w, int64_t budget) {
       ring_span[slot] = is;
     }
     if (n == 0) {
-      if (within && children.n > 0) {  // the pointers still waiting may be new work
+      if (within && children.count > 0) {  // the pointers still waiting may be new work
         flush_children(w, children);
         continue;
       }
