@@ -113,6 +113,11 @@ def benches(have_fibers):
         Bench("churn", "churn", {"quick": ["--live-mb=64", "--ops=500000"], "full": ["--live-mb=1024"]},
               ALL_IMPLS, go_name="churn",
               note="long-lived heap with pointer churn (full: 1 GiB live)"),
+        Bench("mark-tree", "mark", {"quick": ["--quick"], "full": []}, ["tricolor", "bdwgc"],
+              note="full collections of a 64 MiB tree that stays live: ms per collection"),
+        Bench("mark-random", "mark", {"quick": ["--quick", "--shape=random"],
+                                      "full": ["--shape=random"]}, ["tricolor", "bdwgc"],
+              note="full collections of 4M nodes pointing at random nodes, all live"),
         Bench("write_barrier", "write_barrier", {"quick": ["--quick"], "full": []}, ["tricolor", "go"],
               go_name="write_barrier", gc_columns=False,
               note="ns per store: plain store, barrier off, barrier on (marking); "
