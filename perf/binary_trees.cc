@@ -18,10 +18,7 @@ using namespace perf;
 
 namespace {
 
-struct Node {
-  Node* left;
-  Node* right;
-};
+using Node = TreeNode;
 
 const gc_type* g_node_type = nullptr;
 
@@ -106,8 +103,7 @@ int main(int argc, char** argv) {
   if (depth < 4 || depth > 30 || threads < 1) Options::die("bad --depth or --threads");
   init_impl(impl);
   if (impl == Impl::kTricolor) {
-    size_t offs[] = {offsetof(Node, left), offsetof(Node, right)};
-    g_node_type = gc_type_new("TreeNode", sizeof(Node), offs, 2);
+    g_node_type = new_tree_node_type();
   }
   uint64_t t0 = now_ns();
   long sum = dispatch(impl, [&]<class M>() { return Trees<M>::run(depth, threads); });

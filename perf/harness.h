@@ -408,6 +408,17 @@ inline void keep(T const& v) {
   asm volatile("" : : "g"(v) : "memory");
 }
 
+// The 16-byte node of the tree benchmarks (binary_trees, mark): two pointers.
+struct TreeNode {
+  TreeNode* left;
+  TreeNode* right;
+};
+// Its precise type for tricolor (after init_impl; the heap keeps it).
+inline const gc_type* new_tree_node_type() {
+  size_t offs[] = {offsetof(TreeNode, left), offsetof(TreeNode, right)};
+  return gc_type_new("TreeNode", sizeof(TreeNode), offs, 2);
+}
+
 }  // namespace perf
 
 #endif  // TRICOLOR_PERF_HARNESS_H_

@@ -25,10 +25,7 @@ using namespace perf;
 
 namespace {
 
-struct Node {
-  Node* left;
-  Node* right;
-};
+using Node = TreeNode;
 
 const gc_type* g_node_type = nullptr;
 void* volatile g_root = nullptr;  // the heap's one root (a tricolor root; bdwgc scans it)
@@ -91,8 +88,7 @@ int main(int argc, char** argv) {
     Options::die("--depth must be 0..26, --nodes and --collections at least 1");
   init_impl(impl);
   if (impl == Impl::kTricolor) {
-    size_t offs[] = {offsetof(Node, left), offsetof(Node, right)};
-    g_node_type = gc_type_new("MarkNode", sizeof(Node), offs, 2);
+    g_node_type = new_tree_node_type();
     gc_add_root(const_cast<void**>(&g_root), sizeof g_root);
   }
   uint64_t wall = 0, cpu = 0;
