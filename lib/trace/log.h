@@ -34,7 +34,7 @@ void log_raw_line(const char* line);
 #ifdef NDEBUG
 #define TRICOLOR_ASSERT(cond) ((void)0)
 #else
-#define TRICOLOR_ASSERT(cond) TRICOLOR_CHECK(cond)
+#define TRICOLOR_ASSERT(cond) TRICOLOR_CHECK(cond, "%s", "")  // a format, not "": -Wformat-zero-length
 #endif
 
 #if TRICOLOR_EXPENSIVE_CHECKS
