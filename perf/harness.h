@@ -338,6 +338,11 @@ struct GcFigures {
   double p99_pause_us = 0;    // 99th percentile of the per-cycle pause (sum of a cycle's pauses)
   double pause_total_ms = 0;
   double gc_cpu = 0;          // share of the available CPU used by the collector
+  // tricolor: the collector's share of the CPU while it marks (Go's utilization, whose goal
+  // is 25%): mark workers and assists over the mark phases' time on every proc; and the
+  // assists' part of it. Idle marking (procs no thread wanted) is left out, as Go does.
+  double mark_cpu = -1;
+  double mark_assist = -1;
 };
 
 inline double percentile(std::vector<uint64_t> v, double q) {
@@ -361,6 +366,11 @@ inline GcFigures read_gc_figures(Impl impl, uint64_t wall_ns) {
     f.p99_pause_us = percentile(ring, 0.99) / 1e3;
     f.pause_total_ms = double(s.pause_total_ns) / 1e6;
     f.gc_cpu = s.gc_cpu_fraction;
+    double avail = double(s.mark_ns) * s.procs;
+    if (avail > 0) {
+      f.mark_cpu = double(s.mark_worker_ns + s.assist_ns) / avail;
+      f.mark_assist = double(s.assist_ns) / avail;
+    }
   } else if (impl == Impl::kBdwgc) {
 #if PERF_HAVE_BDWGC
     auto& p = BdwgcPauses::get();
@@ -383,11 +393,14 @@ inline GcFigures read_gc_figures(Impl impl, uint64_t wall_ns) {
 // Prints one RESULT line. `extra` is appended verbatim ("key=value key=value").
 inline void report(const char* name, Impl impl, uint64_t wall_ns, const std::string& extra = "") {
   GcFigures f = read_gc_figures(impl, wall_ns);
+  char mark[96] = "";
+  if (f.mark_cpu >= 0)
+    snprintf(mark, sizeof mark, " mark_cpu=%.4f mark_assist=%.4f", f.mark_cpu, f.mark_assist);
   printf("RESULT name=%s impl=%s time_s=%.4f cpu_s=%.3f peak_rss_kb=%ld gc_cycles=%llu "
-         "max_pause_us=%.1f p99_pause_us=%.1f pause_total_ms=%.2f gc_cpu=%.4f%s%s\n",
+         "max_pause_us=%.1f p99_pause_us=%.1f pause_total_ms=%.2f gc_cpu=%.4f%s%s%s\n",
          name, impl_name(impl), double(wall_ns) / 1e9, double(process_cpu_ns()) / 1e9, peak_rss_kb(),
          (unsigned long long)f.cycles, f.max_pause_us, f.p99_pause_us, f.pause_total_ms,
-         f.gc_cpu, extra.empty() ? "" : " ", extra.c_str());
+         f.gc_cpu, extra.empty() ? "" : " ", extra.c_str(), mark);
   fflush(stdout);
 }
 

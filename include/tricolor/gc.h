@@ -327,6 +327,12 @@ typedef struct gc_stats {
   uint64_t memory_limit;
   uint64_t idle_mark_ns;   /* of gc_cpu_ns: marking on procs no mutator ran on (Go's idle
                               mark workers); left out of gc_cpu_fraction, as Go does */
+  uint64_t mark_ns;        /* elapsed time of the concurrent mark phases, summed */
+  uint64_t mark_worker_ns; /* of gc_cpu_ns: CPU time of the mark workers (dedicated and
+                              fractional), idle marking not included. The collector's share
+                              of the CPU while marking, Go's utilization, is
+                              (mark_worker_ns + assist_ns) / (mark_ns * procs) */
+  int32_t procs;           /* procs the collector paces for (gc_options.procs) */
 } gc_stats;
 
 /* Cheap: reads counters, never stops the world. */

@@ -666,6 +666,8 @@ void mark_and_finish(uint32_t cycle, CycleTimes& ct, bool user_waits, bool waite
   g_stats.gc_cpu_ns.fetch_add(cpu, std::memory_order_relaxed);
   g_stats.assist_ns.fetch_add(ct.assist_cpu_ns, std::memory_order_relaxed);
   g_stats.idle_mark_ns.fetch_add(ct.idle_cpu_ns, std::memory_order_relaxed);
+  g_stats.mark_ns.fetch_add(ct.mark_term_ns - ct.mark_ns, std::memory_order_relaxed);
+  g_stats.mark_worker_ns.fetch_add(ct.worker_cpu_ns, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> g(g_stats_mu);
     uint32_t n = g_stats.num_gc.load(std::memory_order_relaxed);

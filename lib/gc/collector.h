@@ -93,12 +93,15 @@ struct CollectorStats {
   std::atomic<uint64_t> gc_cpu_ns{0};
   std::atomic<uint64_t> assist_ns{0};
   std::atomic<uint64_t> idle_mark_ns{0};
+  std::atomic<uint64_t> mark_ns{0};
+  std::atomic<uint64_t> mark_worker_ns{0};
   uint64_t pause_ns[256] = {};      // ring, written by the controller (stats lock)
   uint64_t pause_end_ns[256] = {};
   uint64_t start_ns = 0;            // monotonic, at gc_init
   // A new heap (gc_init after gc_shutdown) starts from zero; the collector is not running.
   void reset() {
-    for (auto* a : {&pause_total_ns, &pause_max_ns, &last_gc_unix_ns, &gc_cpu_ns, &assist_ns, &idle_mark_ns})
+    for (auto* a : {&pause_total_ns, &pause_max_ns, &last_gc_unix_ns, &gc_cpu_ns, &assist_ns, &idle_mark_ns,
+                    &mark_ns, &mark_worker_ns})
       a->store(0, std::memory_order_relaxed);
     num_gc.store(0, std::memory_order_relaxed);
     num_forced_gc.store(0, std::memory_order_relaxed);

@@ -54,8 +54,11 @@ extern "C" void gc_read_stats(gc_stats* s) {
   s->gc_cpu_ns = cs.gc_cpu_ns.load(std::memory_order_relaxed);
   s->assist_ns = cs.assist_ns.load(std::memory_order_relaxed);
   s->idle_mark_ns = cs.idle_mark_ns.load(std::memory_order_relaxed);
+  s->mark_ns = cs.mark_ns.load(std::memory_order_relaxed);
+  s->mark_worker_ns = cs.mark_worker_ns.load(std::memory_order_relaxed);
   uint64_t wall = monotonic_ns() - cs.start_ns;
   int procs = configured_procs();
+  s->procs = procs;
   // Go's GCCPUFraction: idle marking is left out (it used CPU no mutator wanted).
   uint64_t counted = s->gc_cpu_ns - std::min(s->gc_cpu_ns, s->idle_mark_ns);
   s->gc_cpu_fraction = wall ? double(counted) / (double(wall) * procs) : 0;

@@ -103,6 +103,12 @@ TEST_CASE("after a collection the heap figures are consistent", "[trace][stats]"
   CHECK(s.gc_cpu_fraction > 0);
   CHECK(s.gc_cpu_fraction < 1);
   CHECK(s.gc_cpu_ns >= s.assist_ns);
+  // The mark phase's figures: its elapsed time lies within the cycle, and the workers', the
+  // assists' and idle marking's CPU are parts of gc_cpu_ns.
+  CHECK(s.mark_ns > 0);
+  CHECK(s.mark_ns <= a->unix_after - a->unix_before);
+  CHECK(s.mark_worker_ns + s.assist_ns + s.idle_mark_ns <= s.gc_cpu_ns);
+  CHECK(s.procs == 2);
   CHECK(s.heap_marked >= 20000 * sizeof(TraceRecord));
   CHECK(s.next_gc == 0);  // GOGC off: no goal
   CHECK(s.gc_percent == -1);
@@ -154,6 +160,11 @@ TEST_CASE("the statistics add up over cycles", "[trace][stats]") {
     pause_max = std::max(pause_max, (*snaps)[i].s.pause_max_ns);
     CHECK(s.pause_end_ns[(s.num_gc + 255) % 256] > p.pause_end_ns[(p.num_gc + 255) % 256]);
     CHECK(s.gc_cpu_ns > p.gc_cpu_ns);
+    CHECK(s.mark_ns > p.mark_ns);
+    CHECK(s.mark_worker_ns >= p.mark_worker_ns);
+    CHECK((s.mark_worker_ns - p.mark_worker_ns) + (s.assist_ns - p.assist_ns) +
+              (s.idle_mark_ns - p.idle_mark_ns) <=
+          s.gc_cpu_ns - p.gc_cpu_ns);
   }
   const gc_stats& last = (*snaps)[kCycles].s;
   CHECK(last.pause_total_ns == pause_sum);
