@@ -58,6 +58,12 @@ inline void publish(mspan* s, uint32_t idx) {
 // are handed out. Against 4 KiB: alloc-hot 16 B 0.85x, 64 B 0.88-0.94x, 256 B 0.84-0.88x,
 // 8 B unchanged, binary-trees d20 0.96-0.99x (alternated pairs).
 inline constexpr uint32_t kRunBytes = 8192;
+// A run of at most this many slots has its type recorded for all of them when its first
+// object of a type is handed out (alloc_small_slow): the runs of 512 B objects and larger,
+// whose spans keep their objects' pointer bits one by one (the 64-word bitmap, or a type
+// per object), so that each of their objects took the slow path.
+inline constexpr uint32_t kPrimeSlots = kRunBytes / kMaxHeapBitsElem;
+static_assert(kRunBytes / (kMaxHeapBitsElem + 1) <= kPrimeSlots);
 
 // The smallest OS page (x86-64, arm64 with 4 KiB pages); where pages are larger, take_run
 // touches one more than once, which costs a store.
@@ -137,17 +143,32 @@ inline constexpr uintptr_t kOsPageSize = 4096;
   const gc_type* ty = type ? type : conservative_type();
   mspan* s = t->cache.alloc[sc];
   uint32_t idx = s->object_index(p);
+  // The run's slots not handed out yet: a short run (objects of 512 B and more) gets this
+  // type recorded for all of them at once below, so that its next objects of the type take
+  // the fast path. Those slots are published but zero-filled: a marker that scans one with
+  // this type, or with its old one, finds no pointer.
+  uint32_t rest = uint32_t((r.end - r.next) / r.size);
   if (s->heap_bits) {
     s->set_heap_bits(idx, ty->tile64);
     // While the span's bits stay uniform and this type's, its next objects need no write.
     // (A 64-word pattern may equal a state's value, kHeapBitsMixed: INV-SPAN-4.)
+    uint64_t bits = ty->tile64 & s->obj_word_mask;
     uint64_t u = s->uniform_bits.load(std::memory_order_relaxed);
-    r.type = u < kHeapBitsUnset && u == (ty->tile64 & s->obj_word_mask) ? type : kNoRunType;
+    if (u < kHeapBitsUnset) {
+      r.type = u == bits ? type : kNoRunType;
+    } else if (rest <= kPrimeSlots) {  // mixed (every span of 512 B objects is)
+      for (uint32_t i = 1; i <= rest; i++) s->write_heap_bits(idx + i, bits);
+      r.type = type;
+    } else {
+      r.type = kNoRunType;  // a long run of a mixed span: the bits are written one by one
+    }
   } else {
     // Relaxed: see mspan.h. The slot is already published, but zero-filled: a marker that
     // reads the type before this store scans zeros (or, while marking, never scans the
-    // slot: it was marked black when its run was taken).
-    __atomic_store_n(&s->obj_types[idx], ty, __ATOMIC_RELAXED);
+    // slot: it was marked black when its run was taken). Runs of these classes (over
+    // 512 B) have at most kPrimeSlots slots.
+    for (uint32_t i = 0; i <= rest; i++) __atomic_store_n(&s->obj_types[idx + i], ty, __ATOMIC_RELAXED);
+    r.type = type;
   }
   return reinterpret_cast<void*>(p);
 }

@@ -343,8 +343,9 @@ TEST_CASE("a span keeps one pointer layout without its bitmap and fills it for a
 
 // Through gc_alloc: a run (mcache::Run) hands out objects without writing their pointer
 // bits only while the span's uniform bits are the type's. A 64-word span always uses its
-// bitmap (its state value kHeapBitsMixed is also the all-pointer pattern), so each of its
-// objects gets its bits written, conservative ones in a row included.
+// bitmap (its state value kHeapBitsMixed is also the all-pointer pattern), and a span of
+// larger objects a type per object: there the first object of a type in a run records the
+// type for the run's other slots, and a change of type records the new one.
 TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitmap spans",
           "[alloc][types]") {
   ensure_heap();
@@ -352,23 +353,34 @@ TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitm
   // A pointer in word 0 of every two (the type tiles an object larger than it).
   const gc_type* one = gc_type_new("EveryOtherWord", 16, &word0, 1);
   REQUIRE(one != nullptr);
-  for (size_t size : {size_t{32}, size_t{256}, size_t{512}}) {
-    uint32_t words = uint32_t(size / 8);
-    uint64_t all = words == 64 ? ~uint64_t{0} : (uint64_t{1} << words) - 1;
-    std::vector<std::pair<void*, uint64_t>> objs;
-    // Conservative (all pointers) and typed objects, two of each in a row, across several
-    // runs of the class.
-    for (int i = 0; i < 64; i++) {
-      bool conservative = i % 4 < 2;
-      void* p = gc_alloc(size, conservative ? nullptr : one);
-      REQUIRE(p != nullptr);
-      objs.emplace_back(p, conservative ? all : one->tile64 & all);
-    }
-    for (auto& [p, want] : objs) {
-      ObjRef r;
-      REQUIRE(find_object(reinterpret_cast<uintptr_t>(p), &r));
-      INFO("size " << size << ", slot " << r.idx);
-      REQUIRE(r.span->read_heap_bits(r.idx) == want);
+  for (size_t size : {size_t{32}, size_t{256}, size_t{512}, size_t{1024}, size_t{2048}}) {
+    for (int in_a_row : {1, 2, 5}) {
+      uint32_t words = uint32_t(size / 8);
+      uint64_t all = words >= 64 ? ~uint64_t{0} : (uint64_t{1} << words) - 1;
+      struct Obj {
+        void* p;
+        uint64_t bits;
+        const gc_type* type;
+      };
+      std::vector<Obj> objs;
+      // Conservative (all pointers) and typed objects, `in_a_row` of each in a row, across
+      // several runs of the class.
+      for (int i = 0; i < 64; i++) {
+        bool conservative = i / in_a_row % 2 == 0;
+        void* p = gc_alloc(size, conservative ? nullptr : one);
+        REQUIRE(p != nullptr);
+        objs.push_back({p, conservative ? all : one->tile64 & all,
+                        conservative ? conservative_type() : one});
+      }
+      for (auto& o : objs) {
+        ObjRef r;
+        REQUIRE(find_object(reinterpret_cast<uintptr_t>(o.p), &r));
+        INFO("size " << size << ", " << in_a_row << " in a row, slot " << r.idx);
+        if (r.span->heap_bits)
+          REQUIRE(r.span->read_heap_bits(r.idx) == o.bits);
+        else
+          REQUIRE(r.span->object_type(r.idx) == o.type);
+      }
     }
   }
 }
