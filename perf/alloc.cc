@@ -20,7 +20,9 @@
 // pointer); the peers ignore the kind except bdwgc (GC_MALLOC vs GC_MALLOC_ATOMIC).
 //
 //   alloc --impl=tricolor|bdwgc|malloc|mimalloc [--threads=1] [--sizes=8,16,...]
-//         [--rounds=N] [--batch-mb=N | --batch-kb=N] [--quick]
+//         [--rounds=N] [--batch-mb=N | --batch-kb=N] [--mix=N] [--quick]
+//
+// --mix=N: one scan object in N is of a second pointer layout (sizes of 16 B and more).
 //
 // With the default batches (16 or 32 MiB per thread) every object is a new cache line from
 // memory, as in a program that allocates a lot; with --batch-kb=64 (the runner's alloc-hot)
@@ -41,9 +43,11 @@ struct Config {
   int threads;
   int rounds;
   size_t batch_bytes;
+  size_t mix = 0;  // scan: every mix-th object of the second layout (0: none)
 };
 
 const gc_type* g_word_type = nullptr;  // tricolor: one pointer word, repeated
+const gc_type* g_alt_type = nullptr;   // tricolor, --mix: a pointer in every second word
 
 struct Figures {
   double cpu_ns_per_obj;   // CPU time of a thread per object it allocated (the headline)
@@ -92,6 +96,16 @@ ClockCost measure_clock_cost() {
 template <class M>
 [[gnu::noinline]] void fill_scan(void** out, size_t n, size_t size, const gc_type* type) {
   for (size_t i = 0; i < n; i++) out[i] = M::alloc(size, type);
+}
+// --mix=N: every Nth object is of a second pointer layout of the same size (tricolor keeps
+// the pointer bits of such a span object by object; the peers ignore types).
+template <class M>
+[[gnu::noinline]] void fill_scan_mixed(void** out, size_t n, size_t size, const gc_type* type,
+                                       const gc_type* other, size_t every) {
+  for (size_t i = 0, k = 0; i < n; i++) {
+    out[i] = M::alloc(size, ++k == every ? other : type);
+    if (k == every) k = 0;
+  }
 }
 template <class M>
 [[gnu::noinline]] void fill_noscan(void** out, size_t n, size_t size) {
@@ -145,7 +159,9 @@ Figures run_config(const Config& c) {
       const size_t n = per_thread;
       uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
       uint64_t k0 = tsc();
-      if (c.scan)
+      if (c.scan && c.mix)
+        fill_scan_mixed<M>(out, n, size, g_word_type, g_alt_type, c.mix);
+      else if (c.scan)
         fill_scan<M>(out, n, size, g_word_type);
       else
         fill_noscan<M>(out, n, size);
@@ -205,16 +221,28 @@ int main(int argc, char** argv) {
   if (impl == Impl::kTricolor) {
     size_t off = 0;
     g_word_type = gc_type_new("Word", sizeof(void*), &off, 1);
+    size_t second = sizeof(void*);
+    g_alt_type = gc_type_new("EveryOtherWord", 2 * sizeof(void*), &second, 1);
   }
+  // --mix=N (N >= 2): scan objects of two layouts, as a program of several object types of
+  // one size; the second layout tiles 16 B, so sizes under 16 B keep one layout.
+  const size_t mix = size_t(o.num("mix", 0));
+  if (mix == 1) Options::die("--mix=N takes N >= 2 (one object in N of the second layout)");
 
   for (size_t size : sizes) {
     for (bool scan : {true, false}) {
       Config c{size, scan, threads, rounds, batch_bytes};
+      if (scan && size >= 16) c.mix = mix;
       uint64_t t0 = now_ns();
       Figures f = dispatch(impl, [&]<class M>() { return run_config<M>(c); });
       uint64_t wall = now_ns() - t0;
       char name[64];
-      snprintf(name, sizeof name, "alloc/%zu/%s/t%d", size, scan ? "scan" : "noscan", threads);
+      char kind[32];
+      if (c.mix)
+        snprintf(kind, sizeof kind, "scan-mix%zu", c.mix);
+      else
+        snprintf(kind, sizeof kind, "%s", scan ? "scan" : "noscan");
+      snprintf(name, sizeof name, "alloc/%zu/%s/t%d", size, kind, threads);
       report(name, impl, wall, kv("ns_per_obj", f.cpu_ns_per_obj) + " " +
                                    kv("wall_ns_per_obj", f.wall_ns_per_obj) + " " +
                                    kv("tsc_min_per_obj", f.tsc_min_per_obj) + " " +

@@ -64,6 +64,9 @@ inline constexpr uint32_t kRunBytes = 8192;
 // per object), so that each of their objects took the slow path.
 inline constexpr uint32_t kPrimeSlots = kRunBytes / kMaxHeapBitsElem;
 static_assert(kRunBytes / (kMaxHeapBitsElem + 1) <= kPrimeSlots);
+// The chunk of a longer run of such a span (a mixed one, INV-SPAN-4) that gets a type's
+// bits written ahead: one slow path per this many objects of the type in a row.
+inline constexpr uint32_t kChunkSlots = 64;
 
 // The smallest OS page (x86-64, arm64 with 4 KiB pages); where pages are larger, take_run
 // touches one more than once, which costs a store.
@@ -123,31 +126,43 @@ inline constexpr uintptr_t kOsPageSize = 4096;
   // CPUs.
   s->freeindex_for_scan.store(s->freeindex, std::memory_order_release);
   t->cache.run[sc] = mcache::Run{p, p + bytes, span_class_noscan(sc) ? nullptr : kNoRunType, s->elemsize};
+  t->cache.run_end[sc] = p + bytes;
   // The sample is the object this allocation returns (the first of the new span).
   if (refilled && t->cache.sample_bytes >= int64_t(kSampleBytes))
     sample_allocation(t, s, p, type || span_class_noscan(sc) ? type : conservative_type(), size);
   return true;
 }
 
-// The fast path could not hand out an object of class sc: its run is used up, or the object
-// needs its pointer bits recorded (a scan object of another type than the run's). Takes a
-// new run if needed, hands out its next slot and records the slot's type.
+// The fast path could not hand out an object of class sc: its run (or the chunk of it the
+// fast path sees) is used up, or the object needs its pointer bits recorded (a scan object
+// of another type than the run's). Takes a new run if needed, hands out its next slot and
+// records the slot's type.
 [[gnu::noinline]] void* alloc_small_slow(ThreadState* t, size_t size, const gc_type* type,
                                          bool noscan) {
   SpanClass sc = make_span_class(size_to_class(size), noscan);
-  mcache::Run& r = t->cache.run[sc];
-  if (r.next >= r.end && !take_run(t, sc, type, size)) return out_of_memory(size);
+  mcache& c = t->cache;
+  mcache::Run& r = c.run[sc];
+  if (r.next >= r.end) {
+    if (r.next < c.run_end[sc])
+      r.end = c.run_end[sc];  // the chunk is used up, not the run
+    else if (!take_run(t, sc, type, size))
+      return out_of_memory(size);
+  }
   uintptr_t p = r.next;
   r.next = p + r.size;
   if (noscan) return reinterpret_cast<void*>(p);
   const gc_type* ty = type ? type : conservative_type();
-  mspan* s = t->cache.alloc[sc];
+  mspan* s = c.alloc[sc];
   uint32_t idx = s->object_index(p);
-  // The run's slots not handed out yet: a short run (objects of 512 B and more) gets this
-  // type recorded for all of them at once below, so that its next objects of the type take
-  // the fast path. Those slots are published but zero-filled: a marker that scans one with
-  // this type, or with its old one, finds no pointer.
+  // The run's slots not handed out yet. Where the span keeps pointer bits or types one by
+  // one, some of them get this type's recorded now, so that the next objects of the type
+  // take the fast path: all of a short run (objects of 512 B and more, whose slots cost
+  // their clearing anyway), or a chunk of a long one for the second object of a type in a
+  // row. Those slots are published but zero-filled: a marker that scans one with this
+  // type, or with its old one, finds no pointer.
   uint32_t rest = uint32_t((r.end - r.next) / r.size);
+  bool again = c.slow_type[sc] == type;
+  c.slow_type[sc] = type;
   if (s->heap_bits) {
     s->set_heap_bits(idx, ty->tile64);
     // While the span's bits stay uniform and this type's, its next objects need no write.
@@ -156,12 +171,17 @@ inline constexpr uintptr_t kOsPageSize = 4096;
     uint64_t u = s->uniform_bits.load(std::memory_order_relaxed);
     if (u < kHeapBitsUnset) {
       r.type = u == bits ? type : kNoRunType;
-    } else if (rest <= kPrimeSlots) {  // mixed (every span of 512 B objects is)
-      for (uint32_t i = 1; i <= rest; i++) s->write_heap_bits(idx + i, bits);
-      r.type = type;
-    } else {
-      r.type = kNoRunType;  // a long run of a mixed span: the bits are written one by one
+      return reinterpret_cast<void*>(p);
     }
+    uint32_t ahead = rest <= kPrimeSlots && s->elemsize >= kMaxHeapBitsElem ? rest
+                     : again ? std::min(rest, kChunkSlots) : 0;
+    if (ahead == 0) {
+      r.type = kNoRunType;
+      return reinterpret_cast<void*>(p);
+    }
+    s->write_heap_bits_run(idx + 1, ahead, bits);
+    r.type = type;
+    r.end = r.next + uintptr_t(ahead) * r.size;  // the rest of the run: c.run_end[sc]
   } else {
     // Relaxed: see mspan.h. The slot is already published, but zero-filled: a marker that
     // reads the type before this store scans zeros (or, while marking, never scans the

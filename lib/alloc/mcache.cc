@@ -16,6 +16,8 @@ AllocCounters& alloc_counters() { return g_counters; }
 
 void mcache::init() {
   for (auto& r : run) r = Run{};
+  for (auto& e : run_end) e = 0;
+  for (auto& ty : slow_type) ty = kNoRunType;
   for (auto& s : alloc) s = &g_empty_span;
   tiny_allocs = 0;
   black_lo = black_hi = 0;
@@ -65,11 +67,12 @@ uint64_t mcache::blacken_runs() {
   uint64_t bytes = 0;
   for (int sc = 0; sc < kNumSpanClasses; sc++) {
     Run& r = run[sc];
-    if (r.next >= r.end) continue;
+    uintptr_t end = end_of_run(sc);
+    if (r.next >= end) continue;
     mspan* s = alloc[sc];
     uint32_t first = s->object_index(r.next);
     s->mark_range(first, s->freeindex - first);
-    bytes += r.end - r.next;
+    bytes += end - r.next;
   }
   return bytes;
 }
@@ -79,16 +82,18 @@ uint64_t mcache::release_all(bool give_back) {
   for (int sc = 0; sc < kNumSpanClasses; sc++) {
     mspan* s = alloc[sc];
     Run& r = run[sc];
-    if (give_back && r.next < r.end) {
-      TRICOLOR_CHECK(s->object_base(s->freeindex) == r.end, "a run ends at its span's freeindex");
+    uintptr_t end = end_of_run(sc);
+    if (give_back && r.next < end) {
+      TRICOLOR_CHECK(s->object_base(s->freeindex) == end, "a run ends at its span's freeindex");
       // The tiny allocator's cursor may be inside a block that holds objects: the run's
       // free slots start at the next slot boundary.
       uint32_t first = s->object_index(r.next);
       if (s->object_base(first) != r.next) first++;
       s->give_back_run(first);
-      given += r.end - s->object_base(first);
+      given += end - s->object_base(first);
     }
     r = Run{};
+    run_end[sc] = 0;
     if (s == &g_empty_span) continue;
     uint64_t unused = account_uncache(s);
     sample_bytes -= int64_t(unused);

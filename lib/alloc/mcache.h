@@ -33,6 +33,17 @@ struct mcache : tricolor_cache {
   // statistics). The run of the 16 B noscan class is the tiny allocator's: its `next` is a
   // byte cursor, which may point inside a block that holds objects (tiny_block).
   mspan* alloc[kNumSpanClasses];  // never null: the empty dummy span when nothing cached
+  // Where each class's run ends. The fast path may see only a part of it: in a span whose
+  // pointer bits are kept one by one (mixed), a chunk of the run whose slots have a type's
+  // bits written ahead (alloc_small_slow) ends before the run does, and the slots after it
+  // are the run's still. Set with the run (take_run); use end_of_run, not run[sc].end, for
+  // the run's slots not handed out.
+  uintptr_t run_end[kNumSpanClasses];
+  // The type of each scan class's last object that took the slow path: the second object of
+  // a type in a row gets a chunk, so that a class whose types alternate does not pay for
+  // writing bits ahead that the next object overwrites.
+  const gc_type* slow_type[kNumSpanClasses];
+  uintptr_t end_of_run(int sc) const { return run_end[sc] > run[sc].end ? run_end[sc] : run[sc].end; }
   // Bytes handed out since the last allocation sample (heap trace): a span's free space is
   // charged when it is cached and the slots still free are taken back when it is released,
   // so the sample weights add up to the bytes really allocated. Signed: a release may take

@@ -206,7 +206,7 @@ struct alignas(64) mspan {
     }
     // The first object with other bits: every slot gets the uniform bits in the bitmap,
     // then markers are told to read the bitmap (release: the fill is visible first).
-    for (uint32_t i = 0; i < nelems; i++) write_heap_bits(i, u);
+    write_heap_bits_run(0, nelems, u);
     uniform_bits.store(kHeapBitsMixed, std::memory_order_release);
     write_heap_bits(idx, bits);
   }
@@ -223,6 +223,33 @@ struct alignas(64) mspan {
       uint64_t m2 = (uint64_t{1} << rest) - 1;
       uint64_t old2 = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
       __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
+    }
+  }
+  // write_heap_bits(i, bits) for the `count` slots from idx, a bitmap word at a time.
+  void write_heap_bits_run(uint32_t idx, uint32_t count, uint64_t bits) {
+    uint32_t w = elemsize / 8;
+    if (w >= 64) {  // an object per bitmap word
+      for (uint32_t i = 0; i < count; i++) __atomic_store_n(&heap_bits[size_t(idx + i)], bits, __ATOMIC_RELAXED);
+      return;
+    }
+    // The pattern tiled from an object's first bit over 128 bits: the 64 bits from any
+    // object-relative offset below w are in it.
+    unsigned __int128 tile = bits;
+    for (uint32_t b = w; b < 128; b *= 2) tile |= tile << b;  // b bits tiled: 2b of them
+    size_t first = size_t(idx) * w, end = first + size_t(count) * w;
+    for (size_t bit = first; bit < end;) {
+      size_t word = bit / 64;
+      unsigned lo = unsigned(bit % 64);
+      unsigned hi = end - word * 64 < 64 ? unsigned(end - word * 64) : 64;  // bits [lo, hi)
+      uint64_t mask = (hi == 64 ? ~uint64_t{0} : (uint64_t{1} << hi) - 1) & ~((uint64_t{1} << lo) - 1);
+      // The pattern at this word's bit 0 is the tile's from (word*64 - first) mod w on;
+      // bits below `lo` are masked off (lo > 0 only for the first word, where bit = first).
+      uint64_t v = lo > 0 ? static_cast<uint64_t>(tile) << lo
+                          : static_cast<uint64_t>(tile >> ((word * 64 - first) % w));
+      uint64_t* p = &heap_bits[word];
+      uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
+      __atomic_store_n(p, (old & ~mask) | (v & mask), __ATOMIC_RELAXED);
+      bit = (word + 1) * 64;
     }
   }
   // Every allocated slot's pointer bits, or kHeapBitsUnset / kHeapBitsMixed (INV-SPAN-4):

@@ -341,6 +341,44 @@ TEST_CASE("a span keeps one pointer layout without its bitmap and fills it for a
   span_release_bits(&big);
 }
 
+// write_heap_bits_run, which writes a run of slots' bits a bitmap word at a time, leaves
+// the bitmap as write_heap_bits slot by slot does, for every class with a bitmap, from any
+// slot, over bits the span had before.
+TEST_CASE("a run of slots' pointer bits written at once equals them written one by one",
+          "[alloc][heapbits]") {
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  int checked = 0;
+  for (uint32_t cls = 1; cls < kNumSizeClasses; cls++) {
+    if (kClassToSize[cls] > kMaxHeapBitsElem) break;
+    mspan a, b;
+    SpanClass sc = make_span_class(cls, false);
+    span_init(&a, uintptr_t{1} << 30, kClassToNPages[cls], sc, 0);
+    span_init(&b, uintptr_t{1} << 31, kClassToNPages[cls], sc, 0);
+    REQUIRE(a.heap_bits != nullptr);
+    size_t words = size_t(kClassToNPages[cls]) * kPageSize / 8 / 64;
+    for (int trial = 0; trial < 40; trial++) {
+      for (size_t w = 0; w < words; w++) a.heap_bits[w] = b.heap_bits[w] = next();
+      uint32_t idx = uint32_t(next() % a.nelems);
+      uint32_t count = uint32_t(next() % (a.nelems - idx + 1));
+      uint64_t bits = next() & a.obj_word_mask;
+      for (uint32_t i = 0; i < count; i++) a.write_heap_bits(idx + i, bits);
+      b.write_heap_bits_run(idx, count, bits);
+      INFO("class " << cls << " (" << kClassToSize[cls] << " B), slots " << idx << " + " << count);
+      for (size_t w = 0; w < words; w++) REQUIRE(a.heap_bits[w] == b.heap_bits[w]);
+      checked++;
+    }
+    span_release_bits(&a);
+    span_release_bits(&b);
+  }
+  CHECK(checked > 40 * 20);
+}
+
 // Through gc_alloc: a run (mcache::Run) hands out objects without writing their pointer
 // bits only while the span's uniform bits are the type's. A 64-word span always uses its
 // bitmap (its state value kHeapBitsMixed is also the all-pointer pattern), and a span of
