@@ -173,10 +173,13 @@ TEST_CASE("objects handed out during a mark are black from runs taken before and
   ensure_heap();
   gc_collect();  // no cycle in flight; every run given back
   const SpanClass sc = make_span_class(size_to_class(sizeof(Obj)), false);
-  const mcache::Run& r = current_thread()->cache.run[sc];
+  const mcache& cache = current_thread()->cache;
+  const mcache::Run& r = cache.run[sc];
+  // The run's end (the fast path may see a chunk of it: mcache::run_end).
+  auto end = [&] { return cache.end_of_run(sc); };
   Obj* before = new_obj(1);
-  while (r.end - r.next < 2 * sizeof(Obj)) before = new_obj(1);  // a run with room left
-  const uintptr_t left_from = r.next, left_to = r.end;
+  while (end() - r.next < 2 * sizeof(Obj)) before = new_obj(1);  // a run with room left
+  const uintptr_t left_from = r.next, left_to = end();
   uintptr_t before_h = hide(before);
   before = nullptr;
   test_set_hold(true);
@@ -189,7 +192,7 @@ TEST_CASE("objects handed out during a mark are black from runs taken before and
   // Use the old run up and take new ones during the mark: every object is black.
   int white = 0;
   std::vector<uintptr_t> late;
-  while (late.size() < 600 || r.next == r.end) {
+  while (late.size() < 600 || r.next == end()) {
     Obj* o = new_obj(3);
     white += !test_is_marked(o);
     late.push_back(hide(o));
@@ -215,7 +218,8 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
   Obj* holder = new_obj(1);
   Obj* white = new_obj(2);
   const SpanClass sc = make_span_class(size_to_class(sizeof(Obj)), false);
-  const mcache::Run& r = current_thread()->cache.run[sc];
+  const mcache& cache = current_thread()->cache;
+  const mcache::Run& r = cache.run[sc];
   test_set_hold(true);
   test_start_cycle();
   const WbBuf& b = current_thread()->wbuf;
@@ -224,7 +228,7 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
       if (b.buf[i] == reinterpret_cast<uintptr_t>(p)) return true;
     return false;
   };
-  while (r.next != r.end) new_obj(3);  // use up the run from before the mark
+  while (r.next != cache.end_of_run(sc)) new_obj(3);  // use up the run from before the mark
   Obj* first = new_obj(4);              // from a run taken during the mark
   CHECK(test_is_marked(first));
   int n0 = b.n;
@@ -236,7 +240,7 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
   CHECK(queued(white));
   gc_write_ptr(&holder->a, nullptr);  // the old value, first, is black too
   CHECK(b.n == n0 + 1);
-  while (r.next != r.end) new_obj(5);
+  while (r.next != cache.end_of_run(sc)) new_obj(5);
   Obj* second = new_obj(6);  // the next run: `first` is no longer in the filter's run
   gc_write_ptr(&holder->a, first);
   CHECK(queued(first));
