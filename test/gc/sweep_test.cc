@@ -358,6 +358,9 @@ TEST_CASE("a span taken across a collection that ran while the heap grew keeps i
   ensure_heap();
   gc_collect();
   int old = gc_set_percent(-1);  // only the collection the test runs
+  // Stress builds too: their collections free the grower's garbage, so that the heap it
+  // fills may never grow (after other test cases left free pages).
+  StressCollectionsHeld no_stress;
   static std::atomic<int> state{0};  // 1: the grower waits in the hook; 2: let it go
   state = 0;
   test_set_grow_hook([] {
@@ -379,7 +382,9 @@ TEST_CASE("a span taken across a collection that ran while the heap grew keeps i
     }
     gc_thread_detach();
   });
-  while (state.load() != 1) std::this_thread::yield();
+  // In a blocking region: a stop of the world meanwhile must not wait for this thread (a
+  // spin here without one hung a stress build: the grower's stress collection waited for it).
+  CHECK(wait_blocking([] { return state.load() == 1; }));
   gc_collect();  // a whole cycle while the grower waits in its collector wait
   state = 2;
   gc_blocking_begin();
@@ -410,6 +415,7 @@ TEST_CASE("a collection while the tiny allocator's refill grows the heap", "[gc]
   ensure_heap();
   gc_collect();
   int old = gc_set_percent(-1);
+  StressCollectionsHeld no_stress;  // as above
   static std::atomic<int> state{0};
   state = 0;
   test_set_grow_hook([] {
@@ -423,7 +429,7 @@ TEST_CASE("a collection while the tiny allocator's refill grows the heap", "[gc]
     for (int i = 0; i < 1000; i++) memset(gc_alloc_noscan(12), 0x5a, 12);
     gc_thread_detach();
   });
-  while (state.load() != 1) std::this_thread::yield();
+  CHECK(wait_blocking([] { return state.load() == 1; }));
   gc_collect();
   state = 2;
   gc_blocking_begin();
