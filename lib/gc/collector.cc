@@ -151,6 +151,9 @@ std::atomic<bool> g_verify_each{kVerifyByDefault};
 std::atomic<void (*)(void*)> g_test_at_term{nullptr};
 void* g_test_at_term_arg = nullptr;  // written before g_test_at_term (release), read after
 std::atomic<bool> g_test_hold{false};
+// test_hold_stress_collections: nests (each test scope adds one); stress_tick skips while
+// it is not 0.
+std::atomic<int> g_test_stress_holds{0};
 uint64_t g_test_target = 0;
 uint64_t g_roots_scanned_cycle = 0;  // g_mu
 std::atomic<uint64_t> g_verify_failures{0};
@@ -1135,6 +1138,11 @@ void test_set_hold(bool on) {
 }
 bool test_hold_on() { return g_test_hold.load(std::memory_order_acquire); }
 
+void test_hold_stress_collections(bool on) {
+  // Release: pairs with stress_tick's acquire load (a test setting).
+  g_test_stress_holds.fetch_add(on ? 1 : -1, std::memory_order_release);
+}
+
 void test_start_cycle() {
   uint64_t target;
   {
@@ -1265,6 +1273,8 @@ void stress_tick(std::atomic<uint64_t>& n, uint64_t every) {
   // collection would wait for it (a test that allocates during the hold hung so when the
   // count fell due inside it).
   if (g_test_hold.load(std::memory_order_acquire)) return;
+  // Nor while a test counts the cycles it runs itself (test_hold_stress_collections).
+  if (g_test_stress_holds.load(std::memory_order_acquire) != 0) return;
   // Relaxed: a counter; which thread's tick collects does not matter.
   if (n.fetch_add(1, std::memory_order_relaxed) % every != every - 1) return;
   bool idle = false;

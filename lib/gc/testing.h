@@ -61,6 +61,11 @@ uint64_t test_cycles_begun_by_allocation();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
 // hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
 void test_hold_background_sweeper(bool on);
+// GC stress builds: while held (calls nest: each `true` is undone by one `false`), no stress
+// collection runs (the collections every TRICOLOR_STRESS_N allocations and every
+// TRICOLOR_STRESS_SAFEPOINT_N safepoints). For a test that counts what the cycles it starts
+// itself do, or that waits for a state a collection would undo. No effect in other builds.
+void test_hold_stress_collections(bool on);
 // Settings the tests shorten (0: the default again).
 void set_force_gc_period(uint64_t ns);
 void set_scavenge_delay(uint64_t ns);

@@ -258,6 +258,9 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
 TEST_CASE("running threads flush their barrier buffers before mark termination stops the world",
           "[gc][barrier]") {
   ensure_heap();
+  // Stress builds: the thread below must be running when mark termination comes, not
+  // inside a stress collection of its own (its safepoint loop falls due every 100 polls).
+  StressCollectionsHeld no_stress;
   gc_collect();
   // Objects from before the mark: the barrier queues them (new ones are black, and the
   // barrier does not queue those of the thread's current run).

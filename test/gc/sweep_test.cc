@@ -100,8 +100,11 @@ TEST_CASE("a cycle the heap starts keeps the spans it empties for one cycle and 
   ensure_heap();
   constexpr size_t kSize = 1024;
   // Only the cycles the test starts run: one the pacer started while the class allocates
-  // would sweep the kept spans it has no use for yet, and free them (as it should).
+  // would sweep the kept spans it has no use for yet, and free them (as it should). So do a
+  // stress build's collections (gc_collect keeps no emptied span, and frees those a sweep
+  // kept): those of the allocation loop below left 1 of the 313 kept spans.
   int pct = gc_set_percent(-1);
+  StressCollectionsHeld no_stress;
   gc_collect();
   ClassSpans c0 = class_spans(kSize);
   int n = scaled(20000);
@@ -355,6 +358,9 @@ TEST_CASE("a span taken across a collection that ran while the heap grew keeps i
   ensure_heap();
   gc_collect();
   int old = gc_set_percent(-1);  // only the collection the test runs
+  // Stress builds too: their collections free the grower's garbage, so that the heap it
+  // fills may never grow (after other test cases left free pages).
+  StressCollectionsHeld no_stress;
   static std::atomic<int> state{0};  // 1: the grower waits in the hook; 2: let it go
   state = 0;
   test_set_grow_hook([] {
@@ -376,7 +382,9 @@ TEST_CASE("a span taken across a collection that ran while the heap grew keeps i
     }
     gc_thread_detach();
   });
-  while (state.load() != 1) std::this_thread::yield();
+  // In a blocking region: a stop of the world meanwhile must not wait for this thread (a
+  // spin here without one hung a stress build: the grower's stress collection waited for it).
+  CHECK(wait_blocking([] { return state.load() == 1; }));
   gc_collect();  // a whole cycle while the grower waits in its collector wait
   state = 2;
   gc_blocking_begin();
@@ -407,6 +415,7 @@ TEST_CASE("a collection while the tiny allocator's refill grows the heap", "[gc]
   ensure_heap();
   gc_collect();
   int old = gc_set_percent(-1);
+  StressCollectionsHeld no_stress;  // as above
   static std::atomic<int> state{0};
   state = 0;
   test_set_grow_hook([] {
@@ -420,7 +429,7 @@ TEST_CASE("a collection while the tiny allocator's refill grows the heap", "[gc]
     for (int i = 0; i < 1000; i++) memset(gc_alloc_noscan(12), 0x5a, 12);
     gc_thread_detach();
   });
-  while (state.load() != 1) std::this_thread::yield();
+  CHECK(wait_blocking([] { return state.load() == 1; }));
   gc_collect();
   state = 2;
   gc_blocking_begin();

@@ -13,6 +13,7 @@
 
 #include "gc/checkmark.h"
 #include "gc/collector.h"
+#include "gc/testing.h"
 #include "support/scrub.h"
 #include "tricolor/gc.h"
 
@@ -50,6 +51,16 @@ inline void ensure_heap() {
 inline constexpr uintptr_t kHideMask = 0x5a5a5a5a5a5a5a5aull;
 inline uintptr_t hide(const void* p) { return reinterpret_cast<uintptr_t>(p) ^ kHideMask; }
 inline void* unhide(uintptr_t h) { return reinterpret_cast<void*>(h ^ kHideMask); }
+
+// GC stress builds: no stress collection runs while this lives (no effect in other builds),
+// for a test whose checks count what the cycles it starts itself do, or that waits for a
+// state an extra collection would undo.
+struct StressCollectionsHeld {
+  StressCollectionsHeld() { tricolor::internal::test_hold_stress_collections(true); }
+  ~StressCollectionsHeld() { tricolor::internal::test_hold_stress_collections(false); }
+  StressCollectionsHeld(const StressCollectionsHeld&) = delete;
+  StressCollectionsHeld& operator=(const StressCollectionsHeld&) = delete;
+};
 
 // Runs f on a new attached thread and waits for it; the thread's stack (and any stale
 // pointer on it) is gone afterwards.
