@@ -151,6 +151,9 @@ TEST_CASE("a thread leaving a blocking region while the world is stopped waits u
 // allocation; it does not run on until its next span refill or gc_safepoint.
 TEST_CASE("an allocation from a cached span stops for a stop of the world", "[gc][thread]") {
   ensure_heap();
+  // Stress builds: the only stop is the test's (a collection started by the allocator's
+  // first allocation waited for this thread, which spun below without a safepoint: a hang).
+  StressCollectionsHeld no_stress;
   std::atomic<bool> ready{false}, allocated{false}, restarting{false};
   std::atomic<bool> allocated_while_stopped{false};
   std::thread allocator([&] {
@@ -166,7 +169,9 @@ TEST_CASE("an allocation from a cached span stops for a stop of the world", "[gc
     gc_safepoint();  // (without the allocation's safepoint, the stop completes here)
     gc_thread_detach();
   });
+  gc_blocking_begin();  // a stop must not wait for this thread while it waits
   while (!ready.load()) std::this_thread::yield();
+  gc_blocking_end();
   bool allocated_at_stop = false;
   std::thread stopper([&] {
     test_stop_the_world();
@@ -194,6 +199,7 @@ TEST_CASE("an allocation from a cached span stops for a stop of the world", "[gc
 TEST_CASE("a thread woken by a restart does not run into the next stop of the world",
           "[gc][thread]") {
   ensure_heap();
+  StressCollectionsHeld no_stress;  // stress builds: only the stopper's stops
   test_set_unpark_delay(20000);
   std::atomic<bool> ready{false}, done{false};
   std::atomic<uint64_t> progress{0};
