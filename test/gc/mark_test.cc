@@ -6,12 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
-#include "alloc/mspan.h"
-#include "alloc/types.h"
 #include "gc/collector.h"
 #include "gc/mark.h"
 #include "gc/testing.h"
@@ -174,27 +171,11 @@ const gc_type* layout_type(size_t pointer_word) {
 }
 void* g_layouts[1];
 
-// Every live object of `objs` must have exactly its type's pointer words in its span's
-// heap bits (INV-SPAN-4), whatever the span held before. Returns the first mismatch's
-// description, or "" when there is none.
+// Every object of `objs` has exactly its type's pointer words in its span's heap bits
+// (INV-SPAN-4), whatever the span held before: "" or the first difference.
 std::string heap_bits_mismatch(const std::vector<std::pair<void*, const gc_type*>>& objs) {
-  for (auto& [p, t] : objs) {
-    ObjRef r;
-    if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return "object not found";
-    mspan* s = r.span;
-    if (!s->heap_bits) continue;
-    uint64_t want = (t ? t->tile64 : ~uint64_t{0}) & s->obj_word_mask;
-    uint64_t got = s->read_heap_bits(r.idx);
-    if (got != want) {
-      char buf[200];
-      snprintf(buf, sizeof buf,
-               "object %p (slot %u, type %s): heap bits %#llx, expected %#llx (uniform_bits %#llx)",
-               p, r.idx, gc_type_name(t), static_cast<unsigned long long>(got),
-               static_cast<unsigned long long>(want),
-               static_cast<unsigned long long>(s->uniform_bits.load()));
-      return buf;
-    }
-  }
+  for (auto& [p, t] : objs)
+    if (std::string m = pointer_map_mismatch(p, t); !m.empty()) return m;
   return "";
 }
 

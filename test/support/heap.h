@@ -11,8 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/mspan.h"
+#include "alloc/types.h"
 #include "gc/checkmark.h"
 #include "gc/collector.h"
+#include "gc/mark.h"
 #include "gc/testing.h"
 #include "support/scrub.h"
 #include "tricolor/gc.h"
@@ -61,6 +64,34 @@ struct StressCollectionsHeld {
   StressCollectionsHeld(const StressCollectionsHeld&) = delete;
   StressCollectionsHeld& operator=(const StressCollectionsHeld&) = delete;
 };
+
+// INV-SPAN-4 from outside: what the collector reads for the object at p (its span's heap
+// bits, or its type pointer for objects over 512 B) is exactly type t's pointer map (NULL:
+// gc_alloc's conservative type). "" when it is, else a description of the first difference.
+inline std::string pointer_map_mismatch(const void* p, const gc_type* t) {
+  using namespace tricolor::internal;
+  ObjRef r;
+  if (!find_object(reinterpret_cast<uintptr_t>(p), &r)) return "object not found";
+  const mspan* s = r.span;
+  const gc_type* want_type = t ? t : conservative_type();
+  char buf[240];
+  if (!s->heap_bits) {
+    const gc_type* got = s->object_type(r.idx);
+    if (got == want_type) return "";
+    snprintf(buf, sizeof buf, "object %p (slot %u): type %s, expected %s", p, r.idx,
+             got ? gc_type_name(got) : "(none)", gc_type_name(want_type));
+    return buf;
+  }
+  uint64_t want = want_type->tile64 & s->obj_word_mask;
+  uint64_t got = s->read_heap_bits(r.idx);
+  if (got == want) return "";
+  snprintf(buf, sizeof buf,
+           "object %p (slot %u, %u B, type %s): heap bits %#llx, expected %#llx (uniform_bits %#llx)",
+           p, r.idx, s->elemsize, gc_type_name(want_type), static_cast<unsigned long long>(got),
+           static_cast<unsigned long long>(want),
+           static_cast<unsigned long long>(s->uniform_bits.load()));
+  return buf;
+}
 
 // Runs f on a new attached thread and waits for it; the thread's stack (and any stale
 // pointer on it) is gone afterwards.
