@@ -224,8 +224,7 @@ inline void* alloc_small(ThreadState* t, size_t size, const gc_type* type, bool 
 // stamps it with the sweep generation current then, even if cycles ran meanwhile. (Go clears
 // large objects in preemptible chunks, memclrNoHeapPointersChunked, for the same reason.)
 void zero_large(mspan* s, size_t bytes) {
-  constexpr size_t kClearInPlace = 256 << 10;
-  if (bytes < kClearInPlace) {
+  if (bytes <= kClearInPlaceBytes) {
     memset(reinterpret_cast<void*>(s->start), 0, bytes);
     return;
   }

@@ -409,6 +409,13 @@ size_t mheap::free_run_pages_at(uintptr_t p) {
   return p < it->first + it->second.npages * kPageSize ? it->second.npages : 0;
 }
 
+bool mheap::free_page_dirty(uintptr_t p) {
+  std::lock_guard<SpinMutex> g(lock_);
+  HeapArena* a = arena_of(p);
+  size_t i = (p >> kPageShift) % kPagesPerArena;
+  return a && (a->dirty[i / 64] >> (i % 64) & 1);
+}
+
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
   std::lock_guard<SpinMutex> g(lock_);
   size_t released = 0;

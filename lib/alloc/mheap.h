@@ -28,6 +28,11 @@ namespace tricolor::internal {
 inline constexpr size_t kPagesPerArena = kArenaBytes / kPageSize;  // 8192
 inline constexpr unsigned kAddrBits = 48;
 inline constexpr size_t kArenaMapEntries = size_t{1} << (kAddrBits - kArenaShift);
+// The largest object span cleared in one go by whoever holds it: the sweep that frees it,
+// or the allocation that takes its pages dirty. A larger clear runs on the allocating
+// thread inside a collector wait (zero_large), off the sweep, whose work stays in steps of
+// tens of microseconds.
+inline constexpr size_t kClearInPlaceBytes = 256 << 10;
 
 struct HeapArena {
   std::atomic<mspan*> spans[kPagesPerArena];   // page -> span, for in-use spans
@@ -142,6 +147,9 @@ class mheap {
   size_t free_pages_locked_count();
   // Pages of the free run holding address p, 0 if p is in no free run (tests: coalescing).
   size_t free_run_pages_at(uintptr_t p);
+  // Whether the free page at p is marked as holding old objects (to be cleared when taken),
+  // in the heap's free runs. For tests.
+  bool free_page_dirty(uintptr_t p);
 
  private:
   // Files a chunk of new arenas from the OS (heap lock held) as one free run.

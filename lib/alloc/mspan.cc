@@ -91,7 +91,7 @@ void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t 
   s->sweepgen.store(sweepgen, std::memory_order_relaxed);
   s->large_type = nullptr;
   s->list = SpanList::kNone;
-  s->next = s->prev = nullptr;
+  s->next = nullptr;
 
   size_t nw = s->nwords_bits();
   size_t heap_words = 0, type_words = 0;

@@ -101,7 +101,6 @@ struct alignas(64) mspan {
   std::atomic<uint64_t> uniform_bits{kHeapBitsMixed};
 
   mspan* next = nullptr;  // mcentral list links, guarded by that mcentral's lock
-  mspan* prev = nullptr;
 
   // Allocation state: owned by the mcache holding the span, or by its sweeper.
   alignas(64) uint32_t freeindex = 0;
@@ -283,26 +282,25 @@ void span_init(mspan* s, uintptr_t start, size_t npages, SpanClass sc, uint32_t 
 // Frees the bitmaps' block (the heap's end).
 void span_release_bits(mspan* s);
 
-// Intrusive doubly linked list of spans.
+// Intrusive singly linked stack of spans: the mcentral lists are only pushed and popped,
+// and each operation touches the span it moves and no other (a doubly linked list's push
+// and pop also wrote a neighbour's `prev`, a cache miss on a span nobody was about to use,
+// under the mcentral lock).
 struct SpanListHead {
   mspan* head = nullptr;
   size_t count = 0;
   void push(mspan* s) {
-    s->prev = nullptr;
     s->next = head;
-    if (head) head->prev = s;
     head = s;
     count++;
   }
-  void remove(mspan* s) {
-    if (s->prev) s->prev->next = s->next; else head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = nullptr;
-    count--;
-  }
   mspan* pop() {
     mspan* s = head;
-    if (s) remove(s);
+    if (s) {
+      head = s->next;
+      s->next = nullptr;
+      count--;
+    }
     return s;
   }
 };

@@ -89,8 +89,15 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
     }
     tally.frees++;
     tally.bytes += s->elemsize;
+    // Cleared here, as a small span that dies whole (below), when the clear is short: the
+    // next large object or span on these pages then needs none, and the clearing happens
+    // on the sweeper's thread rather than on the allocating one (bdwgc clears a large
+    // object at allocation, Go at allocation when the span needs it).
+    size_t bytes = s->npages * kPageSize;
+    bool zeroed = !TRICOLOR_STRESS && bytes <= kClearInPlaceBytes;
+    if (zeroed) memset(reinterpret_cast<void*>(s->start), 0, bytes);
     tally.flush();  // the bytes freed before the pages (see SweepTally::flush)
-    heap().free_span(s, own_page_cache());
+    heap().free_span(s, own_page_cache(), zeroed);
     return SweepResult::kFreed;
   }
   uint32_t nw = s->nwords_bits();

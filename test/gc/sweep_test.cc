@@ -277,11 +277,14 @@ TEST_CASE("objects read zero when the sweep has cleared the dead ones of their s
 TEST_CASE("objects read zero in pages that freed spans of another class held",
           "[gc][sweep][zero]") {
   ensure_heap();
-  static const size_t kSizes[] = {48, 256, 112, 1024, 80, 3072, 640, 24};
+  // Small classes, then large objects (their own spans: cleared by the sweep up to
+  // kClearInPlaceBytes, by the allocation above that).
+  static const size_t kSizes[] = {48, 256, 112, 1024, 80, 3072, 640, 24, 40 << 10, 100 << 10, 400 << 10};
+  constexpr int kNumSizes = sizeof kSizes / sizeof kSizes[0];
   uint64_t bad = 0, objects = 0;
   std::vector<unsigned char*> objs;
-  for (int round = 0; round < 16; round++) {
-    size_t size = kSizes[round % 8];
+  for (int round = 0; round < 2 * kNumSizes; round++) {
+    size_t size = kSizes[round % kNumSizes];
     size_t n = (size_t(4) << 20) / size;
     objs.assign(n, nullptr);
     for (size_t i = 0; i < n; i++) {
@@ -299,6 +302,66 @@ TEST_CASE("objects read zero in pages that freed spans of another class held",
   INFO(objects << " objects");
   REQUIRE(bad == 0);
   REQUIRE(verify_failures() == 0);
+}
+
+// A large object that dies is cleared by the sweep that frees its span when the clear is
+// short (up to kClearInPlaceBytes), as a small span that dies whole: its pages go back clean
+// (to the sweeping thread's page cache or to the heap's free runs) and the next span on them
+// needs no memset. A larger one goes back dirty, and its next owner clears it inside a
+// collector wait (zero_large).
+TEST_CASE("the sweep clears a dead large object's pages up to kClearInPlaceBytes",
+          "[gc][sweep][zero][large]") {
+  ensure_heap();
+  gc_collect();
+  ThreadState* t = current_thread();
+  REQUIRE(t);
+  PageCache& pc = t->cache.pages;
+  heap().flush_page_cache(&pc);
+  // No collection but the test's: the objects are held by nothing the collector scans, and
+  // an earlier one would free them while the loop runs and hand their pages to the next.
+  int old = gc_set_percent(-1);
+  StressCollectionsHeld no_stress;
+  static const size_t kSizes[] = {40 << 10, 100 << 10, kClearInPlaceBytes, 400 << 10, 2 << 20};
+  constexpr uintptr_t kHide = 0x5a5a5a5a5a5a5a5aull;  // no stack word points at an object
+  std::vector<std::pair<uintptr_t, size_t>> hidden;   // (first page ^ kHide, bytes)
+  {
+    std::vector<unsigned char*> objs;
+    for (int copy = 0; copy < 3; copy++)
+      for (size_t size : kSizes) {
+        auto* p = static_cast<unsigned char*>(gc_alloc_noscan(size));
+        REQUIRE(p);
+        memset(p, 0xa5, size);
+        objs.push_back(p);
+        hidden.push_back({reinterpret_cast<uintptr_t>(p) ^ kHide, size});
+      }
+    std::fill(objs.begin(), objs.end(), nullptr);
+  }
+  scrub_stack_below();
+  gc_collect();  // this thread sweeps: spans in its page-cache window go back to it
+  gc_set_percent(old);
+  size_t checked = 0, clean = 0, dirty = 0;
+  for (auto [h, size] : hidden) {
+    uintptr_t page = h ^ kHide;
+    bool in_window = pc.base && page >= pc.base && page < pc.base + PageCache::kPages * kPageSize;
+    bool is_dirty;
+    if (heap().free_run_pages_at(page) != 0) {
+      is_dirty = heap().free_page_dirty(page);
+    } else if (in_window && (pc.free >> ((page - pc.base) / kPageSize) & 1)) {
+      is_dirty = pc.dirty >> ((page - pc.base) / kPageSize) & 1;
+    } else {
+      continue;  // still in use (a stale word kept it) or already taken again
+    }
+    checked++;
+    // Stress builds poison freed pages instead of clearing them.
+    bool expect_dirty = TRICOLOR_STRESS || size > kClearInPlaceBytes;
+    INFO(size << " B at page " << std::hex << page);
+    CHECK(is_dirty == expect_dirty);
+    (is_dirty ? dirty : clean)++;
+  }
+  INFO(checked << " of " << hidden.size() << " freed objects checked");
+  // A stale word on the stack may keep an object.
+  REQUIRE(checked + 1 >= hidden.size());
+  if (!TRICOLOR_STRESS) REQUIRE(clean >= 8);  // 9 at most: three sizes up to the bound
 }
 
 // gc_collect from an attached thread: the caller sweeps the heap itself once the mark is
