@@ -210,6 +210,28 @@ void mheap::clear_page_bits(uintptr_t addr, size_t npages, F f) {
 
 void mheap::take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav) {
   *dirty = *scav = 0;
+  size_t first = (addr >> kPageShift) % kPagesPerArena;
+  if (first + npages <= kPagesPerArena) {
+    // Inside one arena (always, unless a run crosses into a neighbouring arena): a word or
+    // two of each bitmap, not a page at a time. A page cache's refill takes 64 pages here,
+    // with the heap lock held.
+    HeapArena* a = arena_of(addr);
+    size_t released = 0;
+    for (size_t k = 0; k < npages;) {
+      size_t i = first + k, w = i / 64, off = i % 64;
+      size_t n = std::min<size_t>(64 - off, npages - k);
+      uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << off;
+      uint64_t d = a->dirty[w] & mask, r = a->scavenged[w] & mask;
+      a->dirty[w] &= ~mask;
+      a->scavenged[w] &= ~mask;
+      *dirty |= (d >> off) << k;
+      *scav |= (r >> off) << k;
+      released += size_t(__builtin_popcountll(r));
+      k += n;
+    }
+    if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
+    return;
+  }
   clear_page_bits(addr, npages, [&](size_t k, bool d, bool r) {
     *dirty |= uint64_t{d} << k;
     *scav |= uint64_t{r} << k;

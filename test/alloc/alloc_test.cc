@@ -92,6 +92,7 @@ TEST_CASE("threads allocating at once never get overlapping objects", "[alloc][m
   ensure_heap();
   gc_set_percent(-1);  // allocation only: nothing is freed while the objects are checked
   gc_collect();        // and no cycle requested earlier is still to run
+  tricolor::test::StressCollectionsHeld no_stress;  // nor by a stress build's collections
   constexpr int kThreads = 4, kObjects = 20000;
   std::vector<std::vector<uint64_t*>> objs(kThreads);
   std::vector<std::thread> ts;
@@ -168,6 +169,8 @@ TEST_CASE("tiny noscan objects share 16-byte blocks and keep their alignment", "
 TEST_CASE("tiny objects of every size up to 16 B never cross a block and never overlap",
           "[alloc][tiny]") {
   ensure_heap();
+  // The objects are held off the heap: a stress build's collections would free them.
+  tricolor::test::StressCollectionsHeld no_stress;
   const gc_type* flat[17] = {};
   for (size_t size = 1; size <= 16; size++) flat[size] = gc_type_new("Flat", size, nullptr, 0);
   uint64_t rng = 12345;
@@ -387,6 +390,8 @@ TEST_CASE("a run of slots' pointer bits written at once equals them written one 
 TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitmap spans",
           "[alloc][types]") {
   ensure_heap();
+  // The objects are held off the heap: a stress build's collections would free them.
+  tricolor::test::StressCollectionsHeld no_stress;
   size_t word0 = 0;
   // A pointer in word 0 of every two (the type tiles an object larger than it).
   const gc_type* one = gc_type_new("EveryOtherWord", 16, &word0, 1);
@@ -510,6 +515,8 @@ struct PairSize {
 TEST_CASE("gc.h's inline fast paths and the library's functions share the thread's runs",
           "[alloc][inline]") {
   ensure_heap();
+  // The objects are held off the heap: a stress build's collections would free them.
+  tricolor::test::StressCollectionsHeld no_stress;
 #if TRICOLOR_STRESS
   REQUIRE(tricolor_tls_cache == nullptr);  // every allocation calls the library
 #else
@@ -566,6 +573,34 @@ TEST_CASE("gc.h's inline fast paths and the library's functions share the thread
     REQUIRE(verify_heap(false) == 0);
     gc_collect();
   }
+}
+
+// A page cache's refill takes the released and dirty bits of its window's pages with the
+// pages (a word of each bitmap at a time): after gc_free_os_memory every free page is
+// released, so the window's free pages are all marked released, none dirty, heap_released
+// drops by exactly the pages taken, and the span cut from them needs no clearing.
+TEST_CASE("a page cache takes its window's released pages out of heap_released",
+          "[alloc][pagecache]") {
+  ensure_heap();
+  for (int i = 0; i < 2048; i++) REQUIRE(gc_alloc_noscan(4096));  // free pages, once collected
+  gc_free_os_memory();
+  PageCache pc;
+  const SpanClass sc = make_span_class(size_to_class(256), true);
+  const uint64_t before = heap().counters.heap_released.load();
+  REQUIRE(before > 0);
+  bool needzero = true;
+  mspan* s = heap().alloc_span(1, sc, &needzero, &pc);
+  REQUIRE(s);
+  const uint64_t after = heap().counters.heap_released.load();
+  const uint64_t taken = uint64_t{1} << ((s->start - pc.base) / kPageSize);
+  INFO("window free " << std::hex << pc.free << " released " << pc.scav << " dirty " << pc.dirty);
+  CHECK(pc.scav == pc.free);  // every free page of the window was released
+  CHECK(pc.dirty == 0);
+  CHECK_FALSE(needzero);  // released pages read as zero
+  CHECK(before - after == uint64_t(__builtin_popcountll(pc.free | taken)) * kPageSize);
+  heap().free_span(s, &pc, /*zeroed=*/true);
+  heap().flush_page_cache(&pc);
+  REQUIRE(verify_heap(false) == 0);
 }
 
 // mheap::free_span with the freeing thread's page cache: a span inside the cache's window
