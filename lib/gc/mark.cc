@@ -210,9 +210,8 @@ bool find_object(uintptr_t p, ObjRef* out) {
 }
 
 // grey_pointer's body once p's span is known, inlined into the scan loops.
-TRICOLOR_MARK_INLINE static void grey_in(uintptr_t p, mspan* s, GcWork& w) {
-  if (s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
-  if (p - s->start >= s->limit - s->start) return;  // one unsigned compare: [start, limit)
+// grey_in once p is known to lie in [s->start, s->limit) of a span in use.
+TRICOLOR_MARK_INLINE static void grey_checked(uintptr_t p, mspan* s, GcWork& w) {
   uint32_t idx = s->object_index(p);
   // A marked slot is an allocated object (INV-MARK-2, sweeping clears the bits), so the
   // common repeat visit ends here without the free-slot test (INV-SPAN-3). One load of the
@@ -224,6 +223,12 @@ TRICOLOR_MARK_INLINE static void grey_in(uintptr_t p, mspan* s, GcWork& w) {
   if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;
   w.bytes_marked += s->elemsize;
   if (!s->noscan()) w.put(s->object_base(idx));
+}
+
+TRICOLOR_MARK_INLINE static void grey_in(uintptr_t p, mspan* s, GcWork& w) {
+  if (s->state.load(std::memory_order_acquire) != SpanState::kInUse) return;
+  if (p - s->start >= s->limit - s->start) return;  // one unsigned compare: [start, limit)
+  grey_checked(p, s, w);
 }
 
 TRICOLOR_MARK_INLINE static void grey(uintptr_t p, GcWork& w) {
@@ -277,7 +282,16 @@ struct ChildQueue {
 };
 }  // namespace
 
-TRICOLOR_MARK_INLINE static void stage(uintptr_t p, GcWork& w, ChildQueue* q) {
+// home: the span of the object p was read from (its lines are in the cache).
+TRICOLOR_MARK_INLINE static void stage(uintptr_t p, GcWork& w, ChildQueue* q, mspan* home) {
+  // A pointer into the scanned object's own span (most of them in a structure allocated in
+  // the order it is linked, a tree or a list: the next node is the next slot) is greyed at
+  // once: the span is in use and in the cache, so neither the page-map lookup nor the wait
+  // in the queue is needed.
+  if (p - home->start < home->limit - home->start) {
+    grey_checked(p, home, w);
+    return;
+  }
   if (!q) {
     grey(p, w);
     return;
@@ -316,7 +330,7 @@ void scan_conservative(uintptr_t lo, uintptr_t hi, GcWork& w) {
 
 TRICOLOR_NO_SANITIZE_SCAN
 static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const gc_type* t,
-                             GcWork& w, ChildQueue* q = nullptr) {
+                             mspan* home, GcWork& w, ChildQueue* q = nullptr) {
   if (!t || t->conservative) {
     scan_conservative(lo, hi, w);
     return;
@@ -324,7 +338,7 @@ static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const g
   for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
     if (!t->word_is_ptr((a - base) / 8)) continue;
     uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(a), __ATOMIC_RELAXED);
-    if (v >= 4096) stage(v, w, q);
+    if (v >= 4096) stage(v, w, q, home);
   }
   w.scan_work += hi - lo;
 }
@@ -342,7 +356,7 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w, ChildQueue
     if (item == base)
       for (uintptr_t o = base + kObletBytes; o < end; o += kObletBytes) w.put(o);
     uintptr_t hi = item + kObletBytes < end ? item + kObletBytes : end;
-    scan_typed_range(base, item, hi, s->large_type, w, q);
+    scan_typed_range(base, item, hi, s->large_type, s, w, q);
     return;
   }
   // A small span's items are object bases (grey_in, rescan_span): the object's index is
@@ -357,11 +371,11 @@ TRICOLOR_MARK_INLINE static void scan_item(uintptr_t item, GcWork& w, ChildQueue
       unsigned i = static_cast<unsigned>(__builtin_ctzll(bits));
       bits &= bits - 1;
       uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(base + 8 * i), __ATOMIC_RELAXED);
-      if (v >= 4096) stage(v, w, q);
+      if (v >= 4096) stage(v, w, q, s);
     }
     return;
   }
-  scan_typed_range(base, base, base + s->elemsize, s->object_type(s->object_index(item)), w, q);
+  scan_typed_range(base, base, base + s->elemsize, s->object_type(s->object_index(item)), s, w, q);
 }
 
 // Objects are scanned through a small FIFO of work items whose memory is prefetched when
@@ -436,7 +450,7 @@ TRICOLOR_NO_SANITIZE_SCAN
 static void rescan_span(mspan* s, GcWork& w) {
   if (s->size_class() == 0) {
     if (s->mark_bit(0) && !s->is_free(0))
-      scan_typed_range(s->start, s->start, s->start + s->elemsize, s->large_type, w);
+      scan_typed_range(s->start, s->start, s->start + s->elemsize, s->large_type, s, w);
     return;
   }
   for (uint32_t i = 0; i < s->nelems; i++)
