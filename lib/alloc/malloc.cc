@@ -160,7 +160,8 @@ inline constexpr uintptr_t kOsPageSize = 4096;
   // their clearing anyway), or a chunk of a long one for the second object of a type in a
   // row. Those slots are published but zero-filled: a marker that scans one with this
   // type, or with its old one, finds no pointer.
-  uint32_t rest = uint32_t((r.end - r.next) / r.size);
+  // (A division: computed only where a write ahead may use it.)
+  auto rest = [&r] { return uint32_t((r.end - r.next) / r.size); };
   bool again = c.slow_type[sc] == type;
   c.slow_type[sc] = type;
   if (s->heap_bits) {
@@ -173,8 +174,12 @@ inline constexpr uintptr_t kOsPageSize = 4096;
       r.type = u == bits ? type : kNoRunType;
       return reinterpret_cast<void*>(p);
     }
-    uint32_t ahead = rest <= kPrimeSlots && s->elemsize >= kMaxHeapBitsElem ? rest
-                     : again ? std::min(rest, kChunkSlots) : 0;
+    uint32_t ahead = 0;
+    if (s->elemsize >= kMaxHeapBitsElem || again) {
+      uint32_t left = rest();
+      ahead = left <= kPrimeSlots && s->elemsize >= kMaxHeapBitsElem ? left
+              : again ? std::min(left, kChunkSlots) : 0;
+    }
     if (ahead == 0) {
       r.type = kNoRunType;
       return reinterpret_cast<void*>(p);
@@ -187,7 +192,7 @@ inline constexpr uintptr_t kOsPageSize = 4096;
     // reads the type before this store scans zeros (or, while marking, never scans the
     // slot: it was marked black when its run was taken). Runs of these classes (over
     // 512 B) have at most kPrimeSlots slots.
-    for (uint32_t i = 0; i <= rest; i++) __atomic_store_n(&s->obj_types[idx + i], ty, __ATOMIC_RELAXED);
+    for (uint32_t i = 0, n = rest(); i <= n; i++) __atomic_store_n(&s->obj_types[idx + i], ty, __ATOMIC_RELAXED);
     r.type = type;
   }
   return reinterpret_cast<void*>(p);
