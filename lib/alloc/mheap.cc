@@ -194,47 +194,35 @@ void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bo
   counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
 }
 
+static_assert(kPagesPerArena % 64 == 0, "an arena's page bitmaps end at a word's end");
+
 template <class F>
 void mheap::clear_page_bits(uintptr_t addr, size_t npages, F f) {
-  size_t released = 0, k = 0;
-  for_pages(addr, npages, [&](HeapArena* a, size_t i) {
-    uint64_t bit = uint64_t{1} << (i % 64);
-    bool dirty = (a->dirty[i / 64] & bit) != 0, scav = (a->scavenged[i / 64] & bit) != 0;
-    a->dirty[i / 64] &= ~bit;
-    a->scavenged[i / 64] &= ~bit;
-    released += scav;
-    f(k++, dirty, scav);
-  });
+  // A word of each bitmap at a time, not a page at a time: a page cache's refill clears 64
+  // pages here with the heap lock held. Pieces end at a bitmap word's end, and so at an
+  // arena's (a free run may cross into a neighbouring arena).
+  size_t released = 0;
+  for (size_t k = 0; k < npages;) {
+    uintptr_t p = addr + k * kPageSize;
+    HeapArena* a = arena_of(p);
+    size_t i = (p >> kPageShift) % kPagesPerArena, w = i / 64, off = i % 64;
+    size_t n = std::min<size_t>(64 - off, npages - k);
+    uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << off;
+    uint64_t d = a->dirty[w] & mask, r = a->scavenged[w] & mask;
+    a->dirty[w] &= ~mask;
+    a->scavenged[w] &= ~mask;
+    released += size_t(__builtin_popcountll(r));
+    f(k, d >> off, r >> off);
+    k += n;
+  }
   if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
 }
 
 void mheap::take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav) {
   *dirty = *scav = 0;
-  size_t first = (addr >> kPageShift) % kPagesPerArena;
-  if (first + npages <= kPagesPerArena) {
-    // Inside one arena (always, unless a run crosses into a neighbouring arena): a word or
-    // two of each bitmap, not a page at a time. A page cache's refill takes 64 pages here,
-    // with the heap lock held.
-    HeapArena* a = arena_of(addr);
-    size_t released = 0;
-    for (size_t k = 0; k < npages;) {
-      size_t i = first + k, w = i / 64, off = i % 64;
-      size_t n = std::min<size_t>(64 - off, npages - k);
-      uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << off;
-      uint64_t d = a->dirty[w] & mask, r = a->scavenged[w] & mask;
-      a->dirty[w] &= ~mask;
-      a->scavenged[w] &= ~mask;
-      *dirty |= (d >> off) << k;
-      *scav |= (r >> off) << k;
-      released += size_t(__builtin_popcountll(r));
-      k += n;
-    }
-    if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
-    return;
-  }
-  clear_page_bits(addr, npages, [&](size_t k, bool d, bool r) {
-    *dirty |= uint64_t{d} << k;
-    *scav |= uint64_t{r} << k;
+  clear_page_bits(addr, npages, [&](size_t k, uint64_t d, uint64_t r) {
+    *dirty |= d << k;
+    *scav |= r << k;
   });
 }
 
@@ -243,13 +231,18 @@ void mheap::flush_page_cache_locked(PageCache* pc) {
   // Each maximal run of free pages goes back as one free run, with its pages' bits.
   for_each_bit_run(pc->free, [&](unsigned i, unsigned n) {
     uintptr_t addr = pc->base + i * kPageSize;
-    size_t k = i;
-    for_pages(addr, n, [&](HeapArena* a, size_t j) {
-      uint64_t bit = uint64_t{1} << (j % 64);
-      if (pc->dirty >> k & 1) a->dirty[j / 64] |= bit;
-      if (pc->scav >> k & 1) a->scavenged[j / 64] |= bit;
-      k++;
-    });
+    // A bitmap word at a time, as clear_page_bits takes them.
+    uint64_t dirty = pc->dirty >> i, scav = pc->scav >> i;  // bit j: page i + j
+    for (size_t k = 0; k < n;) {
+      uintptr_t p = addr + k * kPageSize;
+      HeapArena* a = arena_of(p);
+      size_t j = (p >> kPageShift) % kPagesPerArena, w = j / 64, off = j % 64;
+      size_t m = std::min<size_t>(64 - off, n - k);
+      uint64_t mask = (m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1);
+      a->dirty[w] |= ((dirty >> k) & mask) << off;
+      a->scavenged[w] |= ((scav >> k) & mask) << off;
+      k += m;
+    }
     uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << i;
     if (pc->scav & mask)
       counters.heap_released.fetch_add(uint64_t(__builtin_popcountll(pc->scav & mask)) * kPageSize,
@@ -367,7 +360,7 @@ mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* 
   if (!addr) return nullptr;
   // Pages that held objects must be zeroed; released pages read as zero.
   bool dirty = false;
-  clear_page_bits(addr, npages, [&](size_t, bool d, bool) { dirty |= d; });
+  clear_page_bits(addr, npages, [&](size_t, uint64_t d, uint64_t) { dirty |= d != 0; });
   mspan* s = new_span_locked();
   setup_span(s, addr, npages, sc, dirty);
   *needzero = dirty;

@@ -160,7 +160,8 @@ class mheap {
   // memory.
   uintptr_t alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npages);
   // Clears the dirty and released bits of the pages [addr, addr + npages) (lock held),
-  // calling f(k, dirty, released) for the k-th; the released ones leave heap_released.
+  // calling f(k, dirty, released) for each piece of up to 64 pages from the k-th, the
+  // pages' bits as masks (bit j: page k + j); the released ones leave heap_released.
   template <class F> void clear_page_bits(uintptr_t addr, size_t npages, F f);
   // The same for npages <= 64, the bits returned as masks (bit i: page i).
   void take_page_bits(uintptr_t addr, size_t npages, uint64_t* dirty, uint64_t* scav);

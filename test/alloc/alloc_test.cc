@@ -600,8 +600,44 @@ TEST_CASE("a page cache takes its window's released pages out of heap_released",
   CHECK(pc.dirty == 0);
   CHECK_FALSE(needzero);  // released pages read as zero
   CHECK(before - after == uint64_t(__builtin_popcountll(pc.free | taken)) * kPageSize);
+  // The flush gives the pages back with their bits: released again (heap_released back
+  // where it was), and a second cache takes them out again as the first did.
   heap().free_span(s, &pc, /*zeroed=*/true);
+  uint64_t window = pc.free;
   heap().flush_page_cache(&pc);
+  CHECK(heap().counters.heap_released.load() ==
+        after + uint64_t(__builtin_popcountll(window & ~taken)) * kPageSize);
+  PageCache pc2;
+  const uint64_t before2 = heap().counters.heap_released.load();
+  mspan* s2 = heap().alloc_span(1, sc, &needzero, &pc2);
+  REQUIRE(s2);
+  // Its window's free pages all released again, and taken out of heap_released again (the
+  // span's own page too if it was one of them).
+  CHECK(pc2.scav != 0);
+  CHECK(pc2.scav == pc2.free);
+  const uint64_t dec = before2 - heap().counters.heap_released.load();
+  CHECK(dec >= uint64_t(__builtin_popcountll(pc2.scav)) * kPageSize);
+  CHECK(dec <= uint64_t(__builtin_popcountll(pc2.scav) + 1) * kPageSize);
+  heap().free_span(s2, &pc2, /*zeroed=*/true);
+  heap().flush_page_cache(&pc2);
+  REQUIRE(verify_heap(false) == 0);
+}
+
+// A page cache's flush gives its free pages back to the heap's free runs with their bits:
+// a page that held objects stays dirty there, so the next span on it clears it.
+TEST_CASE("a page cache's flush keeps its dirty pages dirty in the heap", "[alloc][pagecache]") {
+  ensure_heap();
+  PageCache pc;
+  const SpanClass sc = make_span_class(size_to_class(256), true);
+  bool needzero = false;
+  mspan* s = heap().alloc_span(1, sc, &needzero, &pc);
+  REQUIRE(s);
+  const uintptr_t a = s->start;
+  heap().free_span(s, &pc);  // held objects: dirty, back in the cache
+  REQUIRE((pc.dirty >> ((a - pc.base) / kPageSize) & 1) == 1);
+  heap().flush_page_cache(&pc);
+  REQUIRE(heap().free_run_pages_at(a) != 0);
+  CHECK(heap().free_page_dirty(a));
   REQUIRE(verify_heap(false) == 0);
 }
 
