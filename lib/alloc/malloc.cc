@@ -137,12 +137,21 @@ inline constexpr uintptr_t kOsPageSize = 4096;
 // fast path sees) is used up, or the object needs its pointer bits recorded (a scan object
 // of another type than the run's). Takes a new run if needed, hands out its next slot and
 // records the slot's type.
+//
+// A program whose types alternate in one class (an interpreter's pairs and frames) brings
+// most of its objects here, so the common case, a span whose bits are kept one by one
+// (mixed), is a word or two of bitmap written and nothing else. The run keeps its type (the
+// slots after this one still have that type's bits written ahead): of two alternating
+// types, one takes the fast path. Go writes every small scan object's bits this way
+// (heapSetType).
 [[gnu::noinline]] void* alloc_small_slow(ThreadState* t, size_t size, const gc_type* type,
                                          bool noscan) {
   SpanClass sc = make_span_class(size_to_class(size), noscan);
   mcache& c = t->cache;
   mcache::Run& r = c.run[sc];
+  bool chunk_done = false;  // the slots after this one have no type's bits written ahead
   if (r.next >= r.end) {
+    chunk_done = true;
     if (r.next < c.run_end[sc])
       r.end = c.run_end[sc];  // the chunk is used up, not the run
     else if (!take_run(t, sc, type, size))
@@ -153,38 +162,40 @@ inline constexpr uintptr_t kOsPageSize = 4096;
   if (noscan) return reinterpret_cast<void*>(p);
   const gc_type* ty = type ? type : conservative_type();
   mspan* s = c.alloc[sc];
-  uint32_t idx = s->object_index(p);
-  // The run's slots not handed out yet. Where the span keeps pointer bits or types one by
-  // one, some of them get this type's recorded now, so that the next objects of the type
-  // take the fast path: all of a short run (objects of 512 B and more, whose slots cost
-  // their clearing anyway), or a chunk of a long one for the second object of a type in a
-  // row. Those slots are published but zero-filled: a marker that scans one with this
-  // type, or with its old one, finds no pointer.
-  // (A division: computed only where a write ahead may use it.)
-  auto rest = [&r] { return uint32_t((r.end - r.next) / r.size); };
-  bool again = c.slow_type[sc] == type;
+  // The previous object of the class came this way too, of this type, in the slot just
+  // before: the type's bits are worth writing ahead (a chunk of the run), so that its next
+  // objects take the fast path. An object of another type between them (by the fast path)
+  // makes it a mix, whose objects write their own bits.
+  bool again = c.slow_type[sc] == type && c.slow_next[sc] == p;
   c.slow_type[sc] = type;
+  c.slow_next[sc] = r.next;
   if (s->heap_bits) {
-    s->set_heap_bits(idx, ty->tile64);
-    // While the span's bits stay uniform and this type's, its next objects need no write.
-    // (A 64-word pattern may equal a state's value, kHeapBitsMixed: INV-SPAN-4.)
     uint64_t bits = ty->tile64 & s->obj_word_mask;
-    uint64_t u = s->uniform_bits.load(std::memory_order_relaxed);
-    if (u < kHeapBitsUnset) {
-      r.type = u == bits ? type : kNoRunType;
+    uint64_t u = s->uniform_bits.load(std::memory_order_relaxed);  // only the owner writes it
+    if (u != kHeapBitsMixed) {
+      s->set_heap_bits(s->object_index(p), ty->tile64);
+      // While the span's bits stay uniform and this type's, its next objects need no write.
+      // (A 64-word pattern may equal a state's value, kHeapBitsMixed: INV-SPAN-4.)
+      u = s->uniform_bits.load(std::memory_order_relaxed);
+      if (u < kHeapBitsUnset) {
+        r.type = u == bits ? type : kNoRunType;
+        return reinterpret_cast<void*>(p);
+      }
+      // It went mixed: the bitmap holds the old uniform bits, of a type not known here.
+      chunk_done = true;
+    } else {
+      s->write_heap_bits_at(p, bits);
+    }
+    // Bits written ahead: all of a short run (objects of 512 B, whose slots cost their
+    // clearing anyway); a chunk of a long one for the second object of a type in a row, or
+    // when the run's slots have no type's bits ahead (a new run, a chunk used up).
+    if (!again && !chunk_done && r.type != kNoRunType && s->elemsize < kMaxHeapBitsElem)
       return reinterpret_cast<void*>(p);
-    }
-    uint32_t ahead = 0;
-    if (s->elemsize >= kMaxHeapBitsElem || again) {
-      uint32_t left = rest();
-      ahead = left <= kPrimeSlots && s->elemsize >= kMaxHeapBitsElem ? left
-              : again ? std::min(left, kChunkSlots) : 0;
-    }
-    if (ahead == 0) {
-      r.type = kNoRunType;
-      return reinterpret_cast<void*>(p);
-    }
-    s->write_heap_bits_run(idx + 1, ahead, bits);
+    // (A division: only here.)
+    uint32_t left = uint32_t((c.run_end[sc] - r.next) / r.size);
+    uint32_t ahead = left <= kPrimeSlots && s->elemsize >= kMaxHeapBitsElem ? left : std::min(left, kChunkSlots);
+    if (ahead == 0) return reinterpret_cast<void*>(p);
+    s->write_heap_bits_run(s->object_index(r.next), ahead, bits);
     r.type = type;
     r.end = r.next + uintptr_t(ahead) * r.size;  // the rest of the run: c.run_end[sc]
   } else {
@@ -192,10 +203,34 @@ inline constexpr uintptr_t kOsPageSize = 4096;
     // reads the type before this store scans zeros (or, while marking, never scans the
     // slot: it was marked black when its run was taken). Runs of these classes (over
     // 512 B) have at most kPrimeSlots slots.
-    for (uint32_t i = 0, n = rest(); i <= n; i++) __atomic_store_n(&s->obj_types[idx + i], ty, __ATOMIC_RELAXED);
+    uint32_t idx = s->object_index(p);
+    uint32_t n = uint32_t((r.end - r.next) / r.size);
+    for (uint32_t i = 0; i <= n; i++) __atomic_store_n(&s->obj_types[idx + i], ty, __ATOMIC_RELAXED);
     r.type = type;
   }
   return reinterpret_cast<void*>(p);
+}
+
+// The slow path's common case, alone and without a frame: a scan object of another type
+// than its run's, in a span whose pointer bits are kept one by one (objects under 512 B),
+// with no reason to write its type's bits ahead (alloc_small_slow). Its own bits are
+// written, a word or two of the bitmap, and the run keeps its type.
+[[gnu::noinline]] void* alloc_retyped(ThreadState* t, SpanClass sc, size_t size, const gc_type* type) {
+  mcache& c = t->cache;
+  mcache::Run& r = c.run[sc];
+  mspan* s = c.alloc[sc];
+  uintptr_t p = r.next;
+  if (__builtin_expect(p < r.end && r.type != kNoRunType && s->elemsize < kMaxHeapBitsElem &&
+                           s->uniform_bits.load(std::memory_order_relaxed) == kHeapBitsMixed &&
+                           !(c.slow_type[sc] == type && c.slow_next[sc] == p), 1)) {
+    r.next = p + r.size;
+    c.slow_type[sc] = type;
+    c.slow_next[sc] = r.next;
+    // A NULL type is the conservative one: every word a pointer.
+    s->write_heap_bits_at(p, (type ? type->tile64 : ~uint64_t{0}) & s->obj_word_mask);
+    return reinterpret_cast<void*>(p);
+  }
+  return alloc_small_slow(t, size, type, false);
 }
 
 // The fast path: hands out the next slot of the class's run (mcache::Run), which is
@@ -353,8 +388,13 @@ extern "C" [[gnu::aligned(64)]] void*(gc_alloc)(size_t size, const gc_type* type
   // flag is not read: a noscan type is never a scan run's type (alloc_small_slow), so it
   // misses here and takes the general path below, which files it in a noscan class.
   ThreadState* t = tls_thread;
-  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize && !alloc_poll_pending(), 1))
-    if (void* p = run_bump(t, size, type, /*noscan=*/false)) return p;
+  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize && !alloc_poll_pending(), 1)) {
+    SpanClass sc = make_span_class(size_to_class(size), false);
+    if (void* p = tricolor_run_bump_(&t->cache.run[sc], type)) return p;
+    // An object of another type than the run's, or a run used up: straight to the slow
+    // path (a tail call), the class's run not looked up a second time.
+    if (type == nullptr || !type->noscan) return alloc_retyped(t, sc, size, type);
+  }
 #endif
   // A NULL type (the conservative one) is resolved off the fast path.
   return alloc_any(size, type, type != nullptr && type->noscan);

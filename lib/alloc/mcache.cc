@@ -18,6 +18,7 @@ void mcache::init() {
   for (auto& r : run) r = Run{};
   for (auto& e : run_end) e = 0;
   for (auto& ty : slow_type) ty = kNoRunType;
+  for (auto& n : slow_next) n = 0;
   for (auto& s : alloc) s = &g_empty_span;
   tiny_allocs = 0;
   black_lo = black_hi = 0;

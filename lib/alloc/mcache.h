@@ -39,10 +39,11 @@ struct mcache : tricolor_cache {
   // are the run's still. Set with the run (take_run); use end_of_run, not run[sc].end, for
   // the run's slots not handed out.
   uintptr_t run_end[kNumSpanClasses];
-  // The type of each scan class's last object that took the slow path: the second object of
-  // a type in a row gets a chunk, so that a class whose types alternate does not pay for
-  // writing bits ahead that the next object overwrites.
+  // The type of each scan class's last object that took the slow path, and the slot after
+  // it: the second object of a type in a row gets a chunk, so that a class whose types
+  // alternate does not pay for writing bits ahead that the next object overwrites.
   const gc_type* slow_type[kNumSpanClasses];
+  uintptr_t slow_next[kNumSpanClasses];
   uintptr_t end_of_run(int sc) const { return run_end[sc] > run[sc].end ? run_end[sc] : run[sc].end; }
   // Bytes handed out since the last allocation sample (heap trace): a span's free space is
   // charged when it is cached and the slots still free are taken back when it is released,

@@ -209,19 +209,21 @@ struct alignas(64) mspan {
     uniform_bits.store(kHeapBitsMixed, std::memory_order_release);
     write_heap_bits(idx, bits);
   }
-  void write_heap_bits(uint32_t idx, uint64_t bits) {
-    uint32_t w = elemsize / 8;
+  void write_heap_bits(uint32_t idx, uint64_t bits) { write_heap_bits_at(object_base(idx), bits); }
+  // write_heap_bits for the slot at address p: its first bit is its first word's, so no
+  // index is needed.
+  void write_heap_bits_at(uintptr_t p, uint64_t bits) {
+    size_t bit = (p - start) / 8;
     uint64_t mask = obj_word_mask;
-    size_t bit = size_t(idx) * w;
-    uint64_t* p = &heap_bits[bit / 64];
+    uint64_t* q = &heap_bits[bit / 64];
     unsigned sh = bit % 64;
-    uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
-    __atomic_store_n(p, (old & ~(mask << sh)) | (bits << sh), __ATOMIC_RELAXED);
+    uint64_t old = __atomic_load_n(q, __ATOMIC_RELAXED);
+    __atomic_store_n(q, (old & ~(mask << sh)) | (bits << sh), __ATOMIC_RELAXED);
+    unsigned w = elemsize / 8;
     if (sh + w > 64) {
-      unsigned rest = sh + w - 64;
-      uint64_t m2 = (uint64_t{1} << rest) - 1;
-      uint64_t old2 = __atomic_load_n(p + 1, __ATOMIC_RELAXED);
-      __atomic_store_n(p + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
+      uint64_t m2 = (uint64_t{1} << (sh + w - 64)) - 1;
+      uint64_t old2 = __atomic_load_n(q + 1, __ATOMIC_RELAXED);
+      __atomic_store_n(q + 1, (old2 & ~m2) | (bits >> (64 - sh)), __ATOMIC_RELAXED);
     }
   }
   // write_heap_bits(i, bits) for the `count` slots from idx, a bitmap word at a time.

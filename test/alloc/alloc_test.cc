@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -394,27 +395,51 @@ TEST_CASE("every object of a run reads its own pointer bits, in uniform and bitm
   ensure_heap();
   // The objects are held off the heap: a stress build's collections would free them.
   tricolor::test::StressCollectionsHeld no_stress;
-  size_t word0 = 0;
-  // A pointer in word 0 of every two (the type tiles an object larger than it).
+  int old_percent = gc_set_percent(-1);  // nor the pacer's
+  size_t word0 = 0, word1 = 8;
+  // A pointer in word 0 of every two (the type tiles an object larger than it), and one in
+  // word 1 of every three.
   const gc_type* one = gc_type_new("EveryOtherWord", 16, &word0, 1);
+  const gc_type* two = gc_type_new("SecondOfThree", 24, &word1, 1);
   REQUIRE(one != nullptr);
-  for (size_t size : {size_t{32}, size_t{256}, size_t{512}, size_t{1024}, size_t{2048}}) {
-    for (int in_a_row : {1, 2, 5}) {
+  REQUIRE(two != nullptr);
+  // Sequences of types: `in_a_row` of each of two in turn (in a bitmap span one of them is
+  // the run's, whose bits are written ahead, and the other writes its own), three types in
+  // turn, and an irregular mix. Long enough to use up several runs and, for small objects,
+  // the chunks of a run that a type's bits are written ahead for (64 slots).
+  uint64_t seed = 12345;
+  struct Pattern {
+    const char* name;
+    std::function<const gc_type*(int)> type_of;
+  };
+  const Pattern patterns[] = {
+      {"1 in a row", [&](int i) { return i % 2 == 0 ? nullptr : one; }},
+      {"2 in a row", [&](int i) { return i / 2 % 2 == 0 ? nullptr : one; }},
+      {"5 in a row", [&](int i) { return i / 5 % 2 == 0 ? nullptr : one; }},
+      {"three in turn", [&](int i) { return i % 3 == 0 ? nullptr : i % 3 == 1 ? one : two; }},
+      {"long and short", [&](int i) { return i % 100 < 90 ? one : two; }},
+      {"irregular", [&](int) {
+         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+         uint64_t r = seed >> 61;
+         return r < 4 ? one : r < 6 ? two : static_cast<const gc_type*>(nullptr);
+       }},
+  };
+  for (size_t size : {size_t{32}, size_t{48}, size_t{256}, size_t{512}, size_t{1024}, size_t{2048}}) {
+    for (const Pattern& pat : patterns) {
       std::vector<std::pair<void*, const gc_type*>> objs;
-      // Conservative (all pointers) and typed objects, `in_a_row` of each in a row, across
-      // several runs of the class.
-      for (int i = 0; i < 64; i++) {
-        const gc_type* t = i / in_a_row % 2 == 0 ? nullptr : one;
+      for (int i = 0; i < 600; i++) {
+        const gc_type* t = pat.type_of(i);
         void* p = gc_alloc(size, t);
         REQUIRE(p != nullptr);
         objs.emplace_back(p, t);
       }
       for (auto& [p, t] : objs) {
-        INFO("size " << size << ", " << in_a_row << " in a row");
+        INFO("size " << size << ", " << pat.name);
         REQUIRE(tricolor::test::pointer_map_mismatch(p, t) == "");
       }
     }
   }
+  gc_set_percent(old_percent);
 }
 
 // Memory fresh from the OS reads as zero without being written, but a page's first read
