@@ -35,6 +35,7 @@ std::condition_variable& g_bg_cv = *new std::condition_variable;  // leaked: wai
 bool g_bg_work = false;
 bool g_bg_stop = false;
 std::atomic<bool> g_bg_hold{false};  // test_hold_background_sweeper
+std::atomic<long> g_bg_tid{0};       // test_background_sweeper_tid
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
 // Relaxed: written with the world stopped, read by sweepers after it restarts.
 std::atomic<bool> g_keep_emptied{false};
@@ -214,7 +215,9 @@ void start_background_sweeper() {
     // sweep does not depend on this thread: allocations sweep the spans of their class
     // (mcentral::cache_span) and the next cycle's start sweeps what is left (finish_sweep).
     // Failure (a platform without per-thread nice) leaves it at normal priority.
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+    long tid = syscall(SYS_gettid);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 19);
+    g_bg_tid.store(tid, std::memory_order_release);
     for (;;) {
       {
         std::unique_lock<std::mutex> g(g_bg_mu);
@@ -257,6 +260,8 @@ void wake_background_sweeper() {
   }
   g_bg_cv.notify_one();
 }
+
+long test_background_sweeper_tid() { return g_bg_tid.load(std::memory_order_acquire); }
 
 void test_hold_background_sweeper(bool on) { g_bg_hold.store(on, std::memory_order_release); }
 

@@ -61,6 +61,8 @@ uint64_t test_cycles_begun_by_allocation();
 // With the hold on, the background sweeper takes its wake-up but sweeps nothing until the
 // hold is off: the cycle's spans stay unswept for allocation to sweep (gc_collect waits).
 void test_hold_background_sweeper(bool on);
+// The background sweeper's kernel thread id, once it has started (0 before).
+long test_background_sweeper_tid();
 // GC stress builds: while held (calls nest: each `true` is undone by one `false`), no stress
 // collection runs (the collections every TRICOLOR_STRESS_N allocations and every
 // TRICOLOR_STRESS_SAFEPOINT_N safepoints). For a test that counts what the cycles it starts

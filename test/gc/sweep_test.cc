@@ -1,9 +1,13 @@
 // Sweeping (lib/gc/sweep.cc): empty spans go back to the mheap, their free pages coalesce,
 // and allocation sweeps the spans it needs itself when the background sweeper lags.
 #include <catch2/catch.hpp>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -194,6 +198,24 @@ TEST_CASE("the pages of freed large objects coalesce into one free run", "[gc][s
   on_fresh_thread([&] { big = gc_alloc_noscan(longest_group * kSize); });
   REQUIRE(big != nullptr);
   CHECK(stats().heap_sys == sys0);
+}
+
+// The background sweeper uses only the CPU time mutators leave (as Go's bgsweep yields to
+// busy goroutines): it runs at nice 19, and the program's threads keep their own priority.
+TEST_CASE("the background sweeper runs at the lowest priority, the program's threads at theirs",
+          "[gc][sweep]") {
+  ensure_heap();
+  int mine = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  long tid = 0;
+  for (int i = 0; i < 2000 && (tid = test_background_sweeper_tid()) == 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(tid != 0);
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  REQUIRE(errno == 0);
+  CHECK(nice == 19);
+  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))) == mine);
+  CHECK(mine < 19);
 }
 
 TEST_CASE("with the background sweeper held, allocation sweeps the spans it needs",
