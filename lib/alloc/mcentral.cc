@@ -80,7 +80,7 @@ mspan* mcentral::cache_span(PageCache* pc, mspan* old) {
         mspan* u = partial_[unswept(sg)].pop();
         if (!u) u = full_[unswept(sg)].pop();
         if (!u) break;
-        unswept_count_.fetch_sub(1, std::memory_order_relaxed);
+        unswept_count_.fetch_sub(1, std::memory_order_seq_cst);  // after `active` (sweep.h)
         g.unlock();
         bool usable = sweep_and_file(u, true);
         // Relaxed: a statistic.
@@ -132,7 +132,7 @@ size_t mcentral::sweep_batch(size_t n) {
   // finish_sweep (sweep termination, world stopped) need not wait for a sweeper that only
   // looked (and may be descheduled while it looks).
   if (!has_unswept()) return 0;
-  SweepActive active;
+  SweepActive active(std::defer_lock);  // counted once spans are taken (sweep.h)
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* batch[kSweepBatch];
   size_t k = 0;
@@ -146,7 +146,11 @@ size_t mcentral::sweep_batch(size_t n) {
       u->sweepgen.store(sg - 1, std::memory_order_relaxed);  // h-1: being swept (ours)
       batch[k++] = u;
     }
-    unswept_count_.fetch_sub(uint32_t(k), std::memory_order_relaxed);
+    if (k > 0) {
+      // Seq_cst, after the count of sweepers: sweep_done reads them in the other order.
+      active.begin();
+      unswept_count_.fetch_sub(uint32_t(k), std::memory_order_seq_cst);
+    }
   }
   if (k == 0) return 0;
   size_t keep = 0;
