@@ -220,7 +220,7 @@ void start_background_sweeper() {
     // At normal priority it took a CPU from a mutator thread when the mutators kept every
     // CPU busy, and a stop of the world then waited for that mutator to get a CPU back:
     // binary-trees 21 on two threads had its p99 pause over 50 us in 11 runs of 22 and a
-    // pause over 100 us in 5, against 4 and 5 of 49 at nice 19 (perf/README.md). The
+    // pause over 100 us in 5, against 5 and 6 of 60 at nice 19 (perf/README.md). The
     // sweep does not depend on this thread: allocations sweep the spans of their class
     // (mcentral::cache_span) and the next cycle's start sweeps what is left (finish_sweep).
     // The cost: that start waits for the batch this thread holds, which may wait for a CPU
