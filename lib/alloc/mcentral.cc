@@ -80,7 +80,7 @@ mspan* mcentral::cache_span(PageCache* pc, mspan* old) {
         mspan* u = partial_[unswept(sg)].pop();
         if (!u) u = full_[unswept(sg)].pop();
         if (!u) break;
-        unswept_count_.fetch_sub(1, std::memory_order_seq_cst);  // after `active` (sweep.h)
+        unswept_count_.fetch_sub(1, std::memory_order_relaxed);
         g.unlock();
         bool usable = sweep_and_file(u, true);
         // Relaxed: a statistic.
@@ -132,7 +132,13 @@ size_t mcentral::sweep_batch(size_t n) {
   // finish_sweep (sweep termination, world stopped) need not wait for a sweeper that only
   // looked (and may be descheduled while it looks).
   if (!has_unswept()) return 0;
-  SweepActive active(std::defer_lock);  // counted once spans are taken (sweep.h)
+  // Counted in flight before the sweep generation is read: the next cycle's sweep
+  // termination waits for this sweeper (sweep_done), so the generation cannot move on
+  // before its spans are filed. Counted only once spans were taken, a sweeper that read
+  // the generation and lost its CPU (it runs at nice 19) woke up a cycle later, took the
+  // spans of the new swept lists for unswept ones and swept them again, with no marks:
+  // live objects freed (test "a churn loop keeps the heap near its goal", 1 run in a few).
+  SweepActive active;
   uint32_t sg = heap().sweepgen.load(std::memory_order_relaxed);
   mspan* batch[kSweepBatch];
   size_t k = 0;
@@ -146,11 +152,7 @@ size_t mcentral::sweep_batch(size_t n) {
       u->sweepgen.store(sg - 1, std::memory_order_relaxed);  // h-1: being swept (ours)
       batch[k++] = u;
     }
-    if (k > 0) {
-      // Seq_cst, after the count of sweepers: sweep_done reads them in the other order.
-      active.begin();
-      unswept_count_.fetch_sub(uint32_t(k), std::memory_order_seq_cst);
-    }
+    unswept_count_.fetch_sub(uint32_t(k), std::memory_order_relaxed);
   }
   if (k == 0) return 0;
   size_t keep = 0;

@@ -43,8 +43,6 @@ class mcentral {
   size_t sweep_batch(size_t n);
   // Moves nothing, but tells whether unswept spans remain (approximate, no lock).
   bool has_unswept() const;
-  // The same, ordered with the sweepers' count (SweepActive, sweep.h): sweep_done.
-  bool has_unswept_seq_cst() const { return unswept_count_.load(std::memory_order_seq_cst) != 0; }
   SpanClass spanclass() const { return spanclass_; }
   // Called with the world stopped right after the heap's sweepgen grew by 2: every span
   // on the lists is now unswept.

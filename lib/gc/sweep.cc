@@ -36,9 +36,6 @@ bool g_bg_work = false;
 bool g_bg_stop = false;
 std::atomic<bool> g_bg_hold{false};  // test_hold_background_sweeper
 std::atomic<long> g_bg_tid{0};       // test_background_sweeper_tid
-// Spans the background sweeper takes at a time (Go's bgsweep: 10). The start of a cycle
-// waits for the batch it holds (finish_sweep, before the stop of the world).
-constexpr size_t kBgSweepBatch = 10;
 std::thread* g_bg_thread = nullptr;  // heap-allocated: see collector.cc
 // Relaxed: written with the world stopped, read by sweepers after it restarts.
 std::atomic<bool> g_keep_emptied{false};
@@ -47,14 +44,8 @@ std::atomic<bool> g_keep_emptied{false};
 void set_sweep_keeps_emptied(bool on) { g_keep_emptied.store(on, std::memory_order_relaxed); }
 
 SweepStats& sweep_stats() { return g_stats; }
-SweepActive::SweepActive() { begin(); }
-void SweepActive::begin() {
-  g_active.fetch_add(1, std::memory_order_seq_cst);
-  on_ = true;
-}
-SweepActive::~SweepActive() {
-  if (on_) g_active.fetch_sub(1, std::memory_order_seq_cst);
-}
+SweepActive::SweepActive() { g_active.fetch_add(1, std::memory_order_seq_cst); }
+SweepActive::~SweepActive() { g_active.fetch_sub(1, std::memory_order_seq_cst); }
 
 void SweepTally::flush() {
   // Relaxed: statistics.
@@ -196,7 +187,7 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
 bool sweep_done() {
   if (g_active.load(std::memory_order_seq_cst) != 0) return false;
   for (int sc = 0; sc < kNumSpanClasses; sc++)
-    if (heap().central(static_cast<SpanClass>(sc)).has_unswept_seq_cst()) return false;
+    if (heap().central(static_cast<SpanClass>(sc)).has_unswept()) return false;
   return g_active.load(std::memory_order_seq_cst) == 0;
 }
 
@@ -255,7 +246,7 @@ void start_background_sweeper() {
       while (any) {
         any = false;
         for (int sc = 0; sc < kNumSpanClasses; sc++) {
-          bool swept = heap().central(static_cast<SpanClass>(sc)).sweep_batch(kBgSweepBatch) != 0;
+          bool swept = heap().central(static_cast<SpanClass>(sc)).sweep_batch(10) != 0;
           any |= swept;
           if (swept && ++batches % 4 == 0 && sched_procs_busy())
             std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -3,8 +3,6 @@
 // table in lib/alloc/mspan.h.
 #pragma once
 
-#include <mutex>
-
 #include <atomic>
 #include <cstdint>
 
@@ -48,21 +46,10 @@ void set_sweep_keeps_emptied(bool on);
 
 // Sweepers in flight (mutators in mcentral::cache_span, the background sweeper): counted
 // from before they pop a span until it is filed, so "no unswept span and no sweeper"
-// means sweeping is done. The deferred form counts from begin(), which the background
-// sweeper calls under the mcentral lock only when it has popped spans, before it takes
-// them off the unswept count (both seq_cst, as sweep_done's loads): a sweep termination
-// then never waits for a background sweeper that found nothing, whose CPU the program's
-// threads may hold (it runs at the lowest priority).
+// means sweeping is done.
 struct SweepActive {
   SweepActive();
-  explicit SweepActive(std::defer_lock_t) {}
-  void begin();
   ~SweepActive();
-  SweepActive(const SweepActive&) = delete;
-  SweepActive& operator=(const SweepActive&) = delete;
-
- private:
-  bool on_ = false;
 };
 
 // Sweeps every remaining span (called before a cycle starts, and by gc_collect).

@@ -218,26 +218,6 @@ TEST_CASE("the background sweeper runs at the lowest priority, the program's thr
   CHECK(mine < 19);
 }
 
-// The count of sweepers in flight (sweep.h): a deferred one counts from begin() to its end,
-// so a sweeper that takes no span is never waited for by a sweep termination.
-TEST_CASE("a deferred sweeper count counts from begin() until it ends", "[gc][sweep]") {
-  ensure_heap();
-  gc_collect();  // its sweep is done when it returns
-  REQUIRE(sweep_done());
-  {
-    SweepActive a(std::defer_lock);
-    CHECK(sweep_done());
-    a.begin();
-    CHECK_FALSE(sweep_done());
-  }
-  CHECK(sweep_done());
-  {
-    SweepActive b;
-    CHECK_FALSE(sweep_done());
-  }
-  CHECK(sweep_done());
-}
-
 TEST_CASE("with the background sweeper held, allocation sweeps the spans it needs",
           "[gc][sweep][lazy]") {
   ensure_heap();
