@@ -335,7 +335,9 @@ typedef struct gc_stats {
   int32_t procs;           /* procs the collector paces for (gc_options.procs) */
 } gc_stats;
 
-/* Cheap: reads counters, never stops the world. */
+/* Cheap: reads counters, never stops the world. Each thread adds what it allocates to the
+ * shared counters in steps of about 64 KiB, and all of it at every collection's end and when
+ * it detaches: right after gc_collect the allocation figures are exact. */
 TRICOLOR_API void gc_read_stats(gc_stats* s);
 
 typedef struct gc_class_stats {

@@ -292,12 +292,12 @@ void zero_large(mspan* s, size_t bytes) {
   s->alloc_count = 1;
   s->alloc_cache = 0;
   publish(s, 0);
-  auto& c = alloc_counters();
-  // Relaxed: statistics and the pacer's heap_live estimate.
-  c.heap_live.fetch_add(npages * kPageSize, std::memory_order_relaxed);
-  c.total_alloc.fetch_add(npages * kPageSize, std::memory_order_release);
-  c.mallocs.fetch_add(1, std::memory_order_relaxed);
-  c.class_mallocs[0].fetch_add(1, std::memory_order_relaxed);
+  // Counted in the thread's pending counters, as a refill (mcache.h).
+  auto& pc = t->cache.pending;
+  pc.bytes += npages * kPageSize;
+  pc.mallocs++;
+  pc.class_mallocs[0]++;
+  t->cache.charge(int64_t(npages * kPageSize));
   // Sampled before the span is filed: until then this thread owns it (mspan::nsampled).
   t->cache.sample_bytes += int64_t(npages * kPageSize);
   if (t->cache.sample_bytes >= int64_t(kSampleBytes)) sample_allocation(t, s, s->start, type, size);

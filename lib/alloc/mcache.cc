@@ -25,39 +25,49 @@ void mcache::init() {
   sample_bytes = 0;
 }
 
-// Counts what was allocated from s since it was cached; returns the bytes of the slots
-// that stayed free, whose up-front charge to heap_live the caller undoes (Go's releaseAll
-// accounting).
-static uint64_t account_uncache(mspan* s) {
+// Go's releaseAll accounting, into the pending counters.
+uint64_t mcache::account_uncache(mspan* s) {
   uint32_t n = s->alloc_count - s->alloc_count_before_cache;
-  uint32_t cls = s->size_class();
+  pending.mallocs += n;
+  pending.bytes += uint64_t(n) * s->elemsize;
+  pending.class_mallocs[s->size_class()] += n;
+  return uint64_t(s->nelems - s->alloc_count) * s->elemsize;
+}
+
+void mcache::flush_counters() {
   auto& c = g_counters;
   // Relaxed: statistics counters, no ordering with other data; but total_alloc is
-  // released after the span's pages were counted in use (see gc_read_stats).
-  c.mallocs.fetch_add(n, std::memory_order_relaxed);
-  c.total_alloc.fetch_add(uint64_t(n) * s->elemsize, std::memory_order_release);
-  c.class_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
-  return uint64_t(s->nelems - s->alloc_count) * s->elemsize;
+  // released after the spans' pages were counted in use (see gc_read_stats).
+  if (pending.mallocs) {
+    c.mallocs.fetch_add(pending.mallocs, std::memory_order_relaxed);
+    c.total_alloc.fetch_add(pending.bytes, std::memory_order_release);
+    for (int cls = 0; cls < kNumSizeClasses; cls++)
+      if (pending.class_mallocs[cls]) {
+        c.class_mallocs[cls].fetch_add(pending.class_mallocs[cls], std::memory_order_relaxed);
+        pending.class_mallocs[cls] = 0;
+      }
+  }
+  // Relaxed: the pacer's estimate. Two's complement: a negative delta subtracts.
+  if (pending.live) c.heap_live.fetch_add(uint64_t(pending.live), std::memory_order_relaxed);
+  pending.mallocs = pending.bytes = pending.charged = 0;
+  pending.live = 0;
 }
 
 mspan* mcache::refill(SpanClass sc) {
   mspan* old = alloc[sc];
-  int64_t live_delta = 0;  // heap_live's change, applied once
   if (old != &g_empty_span) {
     uint64_t unused = account_uncache(old);
     sample_bytes -= int64_t(unused);
-    live_delta -= int64_t(unused);
+    pending.live -= int64_t(unused);
     alloc[sc] = &g_empty_span;
   } else {
     old = nullptr;
   }
   // The old span is filed under the lock hold that takes the new one.
   mspan* s = heap().central(sc).cache_span(&pages, old);
-  // Charge the pacer for the whole span's free space up front (Go, issue 53738).
-  if (s) live_delta += int64_t(uint64_t(s->nelems - s->alloc_count) * s->elemsize);
-  // Relaxed: the pacer's estimate. Two's complement: a negative delta subtracts.
-  if (live_delta) g_counters.heap_live.fetch_add(uint64_t(live_delta), std::memory_order_relaxed);
   if (!s) return nullptr;
+  // Charge the pacer for the whole span's free space up front (Go, issue 53738).
+  charge(int64_t(uint64_t(s->nelems - s->alloc_count) * s->elemsize));
   alloc[sc] = s;
   return s;
 }
@@ -80,6 +90,7 @@ uint64_t mcache::blacken_runs() {
 
 uint64_t mcache::release_all(bool give_back) {
   uint64_t given = 0;
+  mspan* spans[kNumSpanClasses];
   for (int sc = 0; sc < kNumSpanClasses; sc++) {
     mspan* s = alloc[sc];
     Run& r = run[sc];
@@ -95,13 +106,18 @@ uint64_t mcache::release_all(bool give_back) {
     }
     r = Run{};
     run_end[sc] = 0;
+    spans[sc] = nullptr;
     if (s == &g_empty_span) continue;
     uint64_t unused = account_uncache(s);
     sample_bytes -= int64_t(unused);
-    g_counters.heap_live.fetch_sub(unused, std::memory_order_relaxed);
-    heap().central(static_cast<SpanClass>(sc)).uncache_span(s);
+    pending.live -= int64_t(unused);
+    spans[sc] = s;
     alloc[sc] = &g_empty_span;
   }
+  // Counted before the spans go back, where a sweep may free their objects.
+  flush_counters();
+  for (int sc = 0; sc < kNumSpanClasses; sc++)
+    if (spans[sc]) heap().central(static_cast<SpanClass>(sc)).uncache_span(spans[sc]);
   g_counters.tiny_allocs.fetch_add(tiny_allocs, std::memory_order_relaxed);
   tiny_allocs = 0;
   return given;

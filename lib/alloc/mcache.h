@@ -52,6 +52,32 @@ struct mcache : tricolor_cache {
   int64_t sample_bytes = 0;
   // Free pages and span structs for this cache's new spans (mheap.h).
   PageCache pages;
+  // What this cache handed out and charged to heap_live, not yet added to the global
+  // counters (AllocCounters). Each refill updated four of those, and two CPUs refilling
+  // at once passed their cache lines back and forth: two threads allocating 4 KiB objects
+  // (a refill per two) spent most of the refill there (perf/README.md). Added to them
+  // once kCounterFlushBytes of spans have been charged, by release_all (mark termination,
+  // detach: gc_read_stats is exact after a collection) and by flush_counters. heap_live is
+  // then short by at most that much per thread; the trigger check adds the thread's own.
+  struct PendingCounters {
+    uint64_t mallocs = 0;
+    uint64_t bytes = 0;    // total_alloc
+    int64_t live = 0;      // heap_live (a refund is negative)
+    uint64_t charged = 0;  // span bytes charged since the last flush
+    uint64_t class_mallocs[kNumSizeClasses] = {};
+  } pending;
+  static constexpr uint64_t kCounterFlushBytes = 64 << 10;
+  void flush_counters();
+  // Counts what was handed out from s since it was cached; returns the bytes of the slots
+  // that stayed free, whose up-front charge to heap_live the caller undoes.
+  uint64_t account_uncache(mspan* s);
+  // A span (or large object) of `bytes` charged to heap_live: flushes the pending
+  // counters when enough has gathered.
+  void charge(int64_t live_delta) {
+    pending.live += live_delta;
+    if (live_delta > 0 && (pending.charged += uint64_t(live_delta)) >= kCounterFlushBytes)
+      flush_counters();
+  }
 
   void init();
   // Replaces the (full) span of class sc with one that has a free slot; nullptr when the
@@ -89,7 +115,8 @@ static_assert(kSmallSizeMax - 8 == 1016 && kSmallSizeDiv == 8 && kLargeSizeDiv =
 // and nelems 0, so the fast path falls to refill without a null check.
 mspan* empty_span();
 
-// Global allocation counters (flushed from mcaches at span granularity).
+// Global allocation counters (added to from mcaches in steps of kCounterFlushBytes,
+// mcache::pending, and whole at mark termination).
 struct AllocCounters {
   std::atomic<uint64_t> total_alloc{0};   // bytes
   std::atomic<uint64_t> freed_bytes{0};

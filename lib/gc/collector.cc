@@ -1091,7 +1091,9 @@ void alloc_slow_hook(ThreadState* t, size_t bytes) {
     return;
   }
   // Relaxed: the trigger is a threshold; a stale value delays a cycle by one span at most.
-  uint64_t live = heap_live() + bytes;
+  // The thread's own charges not yet added to heap_live count (mcache::pending); other
+  // threads' may be short by kCounterFlushBytes each.
+  uint64_t live = heap_live() + uint64_t(t->cache.pending.live) + bytes;
   bool trigger = live >= g_trigger.load(std::memory_order_relaxed) &&
                  g_phase.load(std::memory_order_relaxed) == Phase::kOff;
   if (trigger) start_cycle_from_allocation();

@@ -1,6 +1,7 @@
 // gc_read_stats and gc_read_class_stats: statistics without stopping the world.
-// Counters are flushed from mcaches at span granularity (and every mcache is flushed at
-// mark termination), so right after gc_collect the figures are exact.
+// Counters are flushed from mcaches every kCounterFlushBytes of spans (mcache::pending;
+// every mcache is flushed at mark termination), so right after gc_collect the figures are
+// exact.
 #include <algorithm>
 #include <cstring>
 #include <mutex>

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "alloc/mcache.h"
 #include "alloc/mheap.h"
 #include "alloc/sizeclasses.h"
 #include "gc/collector.h"
@@ -525,6 +526,36 @@ TEST_CASE("the allocation counters count objects handed out and runs give their 
   gc_read_stats(&b);
   CHECK(b.mallocs - a.mallocs == 17);
   REQUIRE(verify_heap(false) == 0);
+}
+
+// A thread adds what it allocates to the shared counters in steps (mcache::pending), not
+// at every refill: before any collection the figures lag by at most a step and the span
+// being allocated from; a thread that detaches adds all of it.
+TEST_CASE("the shared counters lag a thread's allocations by a bounded step, and none after "
+          "it detaches",
+          "[alloc][stats]") {
+  ensure_heap();
+  tricolor::test::StressCollectionsHeld no_stress;
+  int old_percent = gc_set_percent(-1);
+  gc_collect();
+  gc_stats a, b, c;
+  gc_read_stats(&a);
+  constexpr size_t kObj = 4096, kCount = 1000;  // 4 MB in 8 KiB spans
+  tricolor::test::on_fresh_thread([&] {
+    for (size_t i = 0; i < kCount; i++) REQUIRE(gc_alloc(kObj, nullptr) != nullptr);
+    gc_read_stats(&b);  // attached still: this thread's last step is pending
+  });
+  gc_read_stats(&c);  // after the thread's detach
+  uint64_t step = 64 << 10;  // mcache::kCounterFlushBytes
+  CHECK(b.total_alloc - a.total_alloc <= kCount * kObj);
+  CHECK(b.total_alloc - a.total_alloc + step + 8192 >= kCount * kObj);
+  CHECK(b.mallocs - a.mallocs + (step + 8192) / kObj >= kCount);
+  CHECK(c.total_alloc - a.total_alloc == kCount * kObj);
+  CHECK(c.mallocs - a.mallocs == kCount);
+  // The 4 MB are garbage: collected here, so that the GOGC set back does not start a cycle
+  // whose background sweep the next test's verifier would run beside.
+  gc_collect();
+  gc_set_percent(old_percent);
 }
 
 // no_inline.cc: the same calls from a translation unit that defines TRICOLOR_NO_INLINE_ALLOC.
