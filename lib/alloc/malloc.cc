@@ -293,10 +293,7 @@ void zero_large(mspan* s, size_t bytes) {
   s->alloc_cache = 0;
   publish(s, 0);
   // Counted in the thread's pending counters, as a refill (mcache.h).
-  auto& pc = t->cache.pending;
-  pc.bytes += npages * kPageSize;
-  pc.mallocs++;
-  pc.class_mallocs[0]++;
+  t->cache.count_allocs(0, 1, npages * kPageSize);
   t->cache.charge(int64_t(npages * kPageSize));
   // Sampled before the span is filed: until then this thread owns it (mspan::nsampled).
   t->cache.sample_bytes += int64_t(npages * kPageSize);

@@ -28,9 +28,7 @@ void mcache::init() {
 // Go's releaseAll accounting, into the pending counters.
 uint64_t mcache::account_uncache(mspan* s) {
   uint32_t n = s->alloc_count - s->alloc_count_before_cache;
-  pending.mallocs += n;
-  pending.bytes += uint64_t(n) * s->elemsize;
-  pending.class_mallocs[s->size_class()] += n;
+  count_allocs(s->size_class(), n, uint64_t(n) * s->elemsize);
   return uint64_t(s->nelems - s->alloc_count) * s->elemsize;
 }
 

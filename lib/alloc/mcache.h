@@ -68,6 +68,12 @@ struct mcache : tricolor_cache {
   } pending;
   static constexpr uint64_t kCounterFlushBytes = 64 << 10;
   void flush_counters();
+  // Counts n objects of size class cls, `bytes` in all, as handed out.
+  void count_allocs(uint32_t cls, uint64_t n, uint64_t bytes) {
+    pending.mallocs += n;
+    pending.bytes += bytes;
+    pending.class_mallocs[cls] += n;
+  }
   // Counts what was handed out from s since it was cached; returns the bytes of the slots
   // that stayed free, whose up-front charge to heap_live the caller undoes.
   uint64_t account_uncache(mspan* s);
