@@ -15,6 +15,7 @@
 #include <iterator>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "gc/collector.h"
 
@@ -38,7 +39,23 @@ T* shared_new() {
   return new (p) T();
 }
 
-// A fresh path in the temporary directory (the file does not exist yet).
+// The paths temp_path handed out, removed when the test process exits: the dumps the
+// children write there are read by the parent and then of no use. Only by the process that
+// made them: a child that leaves by exit() runs this destructor too.
+struct TempPaths {
+  pid_t owner = getpid();
+  std::vector<std::string> paths;
+  ~TempPaths() {
+    if (getpid() != owner) return;
+    for (const std::string& p : paths) remove(p.c_str());  // a file, or an empty directory
+  }
+};
+inline TempPaths& temp_paths() {
+  static TempPaths t;
+  return t;
+}
+
+// A fresh path in the temporary directory (the file does not exist yet), removed at exit.
 inline std::string temp_path(const char* stem) {
   const char* dir = getenv("TMPDIR");
   std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/" + stem + "-XXXXXX";
@@ -46,6 +63,7 @@ inline std::string temp_path(const char* stem) {
   if (fd < 0) abort();
   close(fd);
   unlink(tmpl.c_str());
+  temp_paths().paths.push_back(tmpl);
   return tmpl;
 }
 
