@@ -240,29 +240,51 @@ void record_pause(CycleTimes& ct, int which, uint64_t ns, uint32_t cycle) {
 // scheduler thread, does not count).
 //
 // While the scheduler runs (gc_run), its P's do the 25% themselves: a fiber's thread marks
-// at its span refills for a quarter of the mark's wall time (fractional_mark, Go's
+// at its span refills for its part of the mark's wall time (fractional_mark, Go's
 // fractional worker, which runs on a P). The workers then mark only for P's left idle, so
 // that mutators and collector together use `procs` CPUs, as under Go's GOMAXPROCS: with
 // one P the worker thread used to add a quarter of a CPU beside it. If no P has marked for
 // kFractionalStallNs (fibers that compute without allocating), the workers take the 25%
 // again, or the mark would wait for them.
+//
+// The idle P's marking counts toward the 25% first, and the busy P's carry only what it
+// leaves (fractional_goal): in Go an idle P runs the fractional worker before it runs the
+// idle one, while a goroutine computing on its P is not interrupted until the scheduler
+// runs. One fiber on two P's (an interpreter's main fiber) marked a quarter of its time at
+// its refills while the other P's worker marked flat out beside it.
 constexpr uint64_t kFractionalStallNs = 5'000'000;
 std::atomic<uint64_t> g_frac_last_ns{0};   // when a P last marked (relaxed: a hint)
 std::atomic<uint64_t> g_frac_total_ns{0};  // all of it since gc_init (tests)
+// The share of its wall time each busy P marks (fractional_mark), set by the workers as
+// they look at how many P's are idle; 0.25 until they have looked (set at mark start).
+// Relaxed: a hint, read at refills.
+std::atomic<double> g_frac_goal{kGoalUtilization};
 
 // The CPU share a worker marks at now, and in *share the part of it that is the workers'
 // 25% (the rest is idle marking: procs no attached thread runs on).
 double worker_utilisation(double* share) {
   double workers = double(g_workers.size() ? g_workers.size() : 1);
-  double u = kGoalUtilization * g_procs / workers;
   int procs = g_procs;
   if (g_sched_running.load(std::memory_order_relaxed)) {
     if (int n = sched_active_procs(); n > 0) procs = n;  // the P's of this gc_run
+    double goal = kGoalUtilization * procs;                // in CPUs
+    int running = running_threads_hint(procs);
+    if (running < 0) {  // not known (the registry is busy): as before
+      *share = 0;
+      return 0;
+    }
+    double idle = double(procs - running);
+    double covered = std::min(idle, goal);  // by the idle P's marking
+    g_frac_goal.store(running > 0 ? (goal - covered) / running : 0, std::memory_order_relaxed);
     uint64_t now = monotonic_ns();
     uint64_t last = std::max(g_frac_last_ns.load(std::memory_order_relaxed),
                              g_mark_start_ns.load(std::memory_order_relaxed));
-    u = now - last < kFractionalStallNs ? 0 : kGoalUtilization * procs / workers;
+    bool stalled = covered < goal && now - last >= kFractionalStallNs;
+    double mine = stalled ? goal : covered;  // the 25% the workers carry
+    *share = std::min(mine / workers, 1.0);
+    return std::min(std::max(idle, mine) / workers, 1.0);
   }
+  double u = kGoalUtilization * procs / workers;
   *share = std::min(u, 1.0);
   int running = running_threads_hint(procs);
   if (running >= 0 && running < procs) u = std::max(u, double(procs - running) / workers);
@@ -413,6 +435,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
     t->black_bytes += t->cache.blacken_runs();
     t->assist_bytes.store(0, std::memory_order_relaxed);
   });
+  g_frac_goal.store(kGoalUtilization, std::memory_order_relaxed);  // until the workers look
   g_mark_start_ns.store(monotonic_ns(), std::memory_order_release);
   uint64_t p = start_the_world() - t0;
   record_pause(ct, 0, p, cycle);
@@ -977,8 +1000,9 @@ void assist(int64_t debt) {
 }
 
 // Go's fractional mark worker, on the allocating fiber's thread while the scheduler runs:
-// at a span refill, a thread holding a P that has marked for less than a quarter of the
-// mark's wall time so far marks until it has caught up (at most kFractionalMaxNs at a
+// at a span refill, a thread holding a P that has marked for less than its part of the
+// mark's wall time so far (g_frac_goal: a quarter, less what idle P's carry) marks until it
+// has caught up (at most kFractionalMaxNs at a
 // time, in slices with a safepoint between them). Its work is background work: it adds
 // to the workers' credit and CPU time, not to the assist's.
 constexpr uint64_t kFractionalMinNs = 20'000;
@@ -990,7 +1014,7 @@ void fractional_mark(ThreadState* t) {
     t->frac_ns = 0;
   }
   uint64_t now = monotonic_ns();
-  double goal = kGoalUtilization * double(now - start);
+  double goal = g_frac_goal.load(std::memory_order_relaxed) * double(now - start);
   if (double(t->frac_ns + kFractionalMinNs) > goal) return;
   uint64_t budget = std::min<uint64_t>(uint64_t(goal) - t->frac_ns, kFractionalMaxNs);
   auto& ms = mark_state();
@@ -1139,6 +1163,7 @@ uint64_t test_cycles_swept() {
 uint64_t test_cycles_begun_by_allocation() {
   return g_begun_by_alloc.load(std::memory_order_relaxed);
 }
+double test_fractional_goal() { return g_frac_goal.load(std::memory_order_relaxed); }
 uint64_t test_fractional_mark_ns() { return g_frac_total_ns.load(std::memory_order_relaxed); }
 int test_pause_wbuf_entries() { return g_pause_wbuf_entries.load(std::memory_order_relaxed); }
 

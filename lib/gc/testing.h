@@ -50,6 +50,9 @@ void test_request_background_cycle();
 // Time the scheduler's P's have spent marking at their span refills (fractional_mark),
 // since gc_init.
 uint64_t test_fractional_mark_ns();
+// The share of its wall time each busy P marks at its refills now (0.25 at mark start; the
+// mark workers lower it while P's are idle: their marking carries the 25% first).
+double test_fractional_goal();
 // Write-barrier buffer entries the last mark termination attempt flushed with the world
 // stopped (those the ragged flush before it did not take).
 int test_pause_wbuf_entries();

@@ -92,6 +92,39 @@ TEST_CASE("on one P the allocating fiber does the background marking at its refi
   CHECK(test_fractional_mark_ns() > frac0);
 }
 
+// While a P is idle, the worker marking for it carries the 25% (as Go's idle P runs the
+// fractional worker): the busy P's part falls to 0 on two P's with one fiber (the idle one
+// carries 0.5 CPU, the whole 25% of two), and stays 0.25 on one P. Read during marks until
+// seen: the workers look at the P's between their slices.
+static bool fractional_goal_seen(int procs, double want) {
+  Population pop;
+  bool seen = false, gave_up = false;
+  int rc = run_fibers(procs, [&] {
+    pop.build(cell_type(), 300000);
+    gc_collect();
+    uint64_t t0 = monotonic_ns();
+    while (!seen && !gave_up) {
+      uint32_t gc0 = num_gc();
+      test_request_background_cycle();
+      while (num_gc() == gc0 && !seen) {
+        for (int i = 0; i < 100; i++) (void)gc_alloc(sizeof(Cell), cell_type());
+        seen = gc_phase() == Phase::kMark && test_fractional_goal() == want;
+        gave_up = monotonic_ns() - t0 > kGiveUpNs;
+        if (gave_up) break;
+      }
+    }
+  });
+  REQUIRE(rc == 0);
+  CHECK_FALSE(gave_up);
+  return seen;
+}
+
+TEST_CASE("an idle P's marking carries the background share first", "[sched][gc]") {
+  ensure_heap();
+  CHECK(fractional_goal_seen(2, 0.0));
+  CHECK(fractional_goal_seen(1, 0.25));
+}
+
 TEST_CASE("on one P a mark ends while the only fiber computes without allocating",
           "[sched][gc]") {
   ensure_heap();
