@@ -135,30 +135,9 @@ void stack_park(Stack* s, uintptr_t sp) {
   s->state.store(Stack::State::kParked, std::memory_order_release);
 }
 
-[[gnu::noinline]] void stack_park_here(Stack* s) {
-#if defined(__x86_64__)
-  asm volatile(
-      "movq %%rbx, 0(%0)\n\t"
-      "movq %%rbp, 8(%0)\n\t"
-      "movq %%r12, 16(%0)\n\t"
-      "movq %%r13, 24(%0)\n\t"
-      "movq %%r14, 32(%0)\n\t"
-      "movq %%r15, 40(%0)\n\t" ::"r"(s->regs)
-      : "memory");
-#elif defined(__aarch64__)
-  asm volatile(
-      "stp x19, x20, [%0, #0]\n\t"
-      "stp x21, x22, [%0, #16]\n\t"
-      "stp x23, x24, [%0, #32]\n\t"
-      "stp x25, x26, [%0, #48]\n\t"
-      "stp x27, x28, [%0, #64]\n\t"
-      "str x29, [%0, #80]\n\t" ::"r"(s->regs)
-      : "memory");
-#else
-#error "tricolor: saving callee-saved registers is implemented for x86-64 and aarch64"
-#endif
-  // Everything the caller keeps live lies above this frame.
-  stack_park(s, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+void stack_park_saved(Stack* s, const uintptr_t* regs, uintptr_t sp) {
+  for (int i = 0; i < kSavedRegs; i++) s->regs[i] = regs[i];
+  stack_park(s, sp);
 }
 
 void stack_unpark(Stack* s) {

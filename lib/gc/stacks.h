@@ -29,7 +29,8 @@
 namespace tricolor::internal {
 
 // Callee-saved registers of the ABI (x86-64: rbx rbp r12-r15; aarch64: x19-x29, d8-d15 are
-// not pointers). Saved by stack_park_here so that a parked stack's scan sees them.
+// not pointers). Saved by gc_blocking_begin's entry (thread.cc) so that a parked stack's
+// scan sees them.
 inline constexpr int kSavedRegs = 12;
 
 struct Stack {
@@ -41,7 +42,7 @@ struct Stack {
   // Saved stack pointer while parked: the scan covers [sp, hi). Written by the owner before
   // the release-store of kParked; read by the scanner after its acquire-CAS.
   uintptr_t sp = 0;
-  uintptr_t regs[kSavedRegs] = {};  // registers saved by stack_park_here (else zero)
+  uintptr_t regs[kSavedRegs] = {};  // registers saved by stack_park_saved (else zero)
   // The cycle in which this stack was last scanned; the stack is black for that cycle.
   std::atomic<uint64_t> scanned_cycle{0};
   const char* label = "";           // "thread", "fiber": named in warnings
@@ -71,9 +72,10 @@ void stack_revive(Stack* s, uintptr_t lo, uintptr_t hi);
 // the sp saved by the context switch, which pushed the callee-saved registers below it).
 // Release ordering: everything the owner wrote to the stack is visible to the scanner.
 void stack_park(Stack* s, uintptr_t sp);
-// Saves the caller's callee-saved registers into s->regs, then parks with the current sp.
-// Used by gc_blocking_begin, where the thread keeps running C code below the saved sp.
-void stack_park_here(Stack* s);
+// Copies the callee-saved registers `regs` (kSavedRegs words, as gc_blocking_begin's entry
+// saved them) into s->regs, then parks with sp. Used by gc_blocking_begin, where the thread
+// keeps running C code below sp.
+void stack_park_saved(Stack* s, const uintptr_t* regs, uintptr_t sp);
 // Takes the stack back (kParked -> kRunning); spins, then sleeps, while a scan holds it.
 void stack_unpark(Stack* s);
 

@@ -270,11 +270,14 @@ void gc_thread_detach(void) {
   delete t;
 }
 
-void gc_blocking_begin(void) {
+// gc_blocking_begin's body, called by its entry (below) with the caller's callee-saved
+// registers as they were at the call, and the caller's stack pointer.
+[[gnu::used, gnu::visibility("hidden")]] void tricolor_blocking_begin_saved(const uintptr_t* regs,
+                                                                         uintptr_t sp) {
   ThreadState* t = tls_thread;
   if (!t) return;  // an unattached thread holds no heap pointer: nothing to do
   if (t->blocking_depth++ > 0) return;
-  stack_park_here(t->current);
+  stack_park_saved(t->current, regs, sp);
   t->status.store(ThreadStatus::kBlocking, std::memory_order_seq_cst);
   g_stopped_cv.notify_all();
   if (t->collector_waits == 0) sched_blocking_begin();
@@ -301,6 +304,81 @@ void gc_blocking_end(void) {
 }
 
 }  // extern "C"
+
+// gc_blocking_begin's entry, in assembly: it saves the caller's callee-saved registers on
+// its own stack before any code of the library runs, and passes them with the caller's
+// stack pointer to tricolor_blocking_begin_saved. The stack is scanned from that pointer
+// up, and the registers from the copy in the Stack record. A C++ gc_blocking_begin that
+// saved them from a function it called saved its own values instead: its prologue had
+// pushed the caller's rbx and rbp into its frame and reused the registers (rbx for the
+// thread's record), and that frame, below the caller's stack pointer, was overwritten
+// once it returned, by the lock wait it announced. An object held only in rbx across
+// `gc_blocking_begin(); pthread_mutex_lock(...)` was freed (a client's test: 19 of 20).
+#if !defined(__ELF__)
+#error "tricolor: gc_blocking_begin's entry is written for ELF targets"
+#endif
+#if defined(__x86_64__)
+static_assert(tricolor::internal::kSavedRegs >= 6);
+asm(R"(
+    .text
+    .globl gc_blocking_begin
+    .type gc_blocking_begin, @function
+    .p2align 4
+gc_blocking_begin:
+    .cfi_startproc
+    endbr64
+    subq $56, %rsp
+    .cfi_adjust_cfa_offset 56
+    movq %rbx, 0(%rsp)
+    movq %rbp, 8(%rsp)
+    movq %r12, 16(%rsp)
+    movq %r13, 24(%rsp)
+    movq %r14, 32(%rsp)
+    movq %r15, 40(%rsp)
+    movq %rsp, %rdi
+    leaq 64(%rsp), %rsi
+    call tricolor_blocking_begin_saved
+    addq $56, %rsp
+    .cfi_adjust_cfa_offset -56
+    ret
+    .cfi_endproc
+    .size gc_blocking_begin, .-gc_blocking_begin
+)");
+#elif defined(__aarch64__)
+static_assert(tricolor::internal::kSavedRegs >= 11);
+asm(R"(
+    .text
+    .globl gc_blocking_begin
+    .type gc_blocking_begin, %function
+    .p2align 4
+gc_blocking_begin:
+    .cfi_startproc
+    hint #34
+    sub sp, sp, #96
+    .cfi_def_cfa_offset 96
+    stp x19, x20, [sp, #0]
+    stp x21, x22, [sp, #16]
+    stp x23, x24, [sp, #32]
+    stp x25, x26, [sp, #48]
+    stp x27, x28, [sp, #64]
+    stp x29, x30, [sp, #80]
+    .cfi_offset x29, -16
+    .cfi_offset x30, -8
+    mov x0, sp
+    add x1, sp, #96
+    bl tricolor_blocking_begin_saved
+    ldr x30, [sp, #88]
+    add sp, sp, #96
+    .cfi_def_cfa_offset 0
+    .cfi_restore x30
+    .cfi_restore x29
+    ret
+    .cfi_endproc
+    .size gc_blocking_begin, .-gc_blocking_begin
+)");
+#else
+#error "tricolor: gc_blocking_begin's entry is written for x86-64 and aarch64"
+#endif
 
 namespace tricolor::internal {
 void collector_wait_begin() {
