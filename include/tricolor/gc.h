@@ -264,6 +264,9 @@ TRICOLOR_API void gc_remove_root(void* start);
 
 TRICOLOR_API int gc_thread_attach(void); /* 0 on success (also when already attached) */
 TRICOLOR_API void gc_thread_detach(void);
+/* 1 if the calling thread is attached (a fiber's thread is), else 0. Attachment does not
+ * nest: a guard that attaches only if this is 0 detaches only what it attached. */
+TRICOLOR_API int gc_thread_is_attached(void);
 
 /* Poll: long loops that do not allocate call this. Cost: one relaxed load and a branch. */
 static inline void gc_safepoint(void) {

@@ -241,6 +241,8 @@ int gc_thread_attach(void) {
   return 0;
 }
 
+int gc_thread_is_attached(void) { return tls_thread != nullptr; }
+
 void gc_thread_detach(void) {
   ThreadState* t = tls_thread;
   if (!t) {
