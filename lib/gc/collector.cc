@@ -1038,6 +1038,7 @@ void fractional_mark(ThreadState* t) {
 // ---- Shared state accessors ----------------------------------------------------------------
 
 bool collector_initialized() { return g_initialized.load(std::memory_order_acquire); }
+bool ever_initialized() { return g_ever_initialized.load(std::memory_order_relaxed); }
 void collector_sched_running(bool on) { g_sched_running.store(on); }
 bool sched_procs_busy() {
   if (!g_sched_running.load(std::memory_order_relaxed)) return false;
@@ -1469,6 +1470,13 @@ void gc_shutdown(void) {
               "ignored: call it after gc_run returns");
     return;
   }
+  // Their records would be freed under them: the next allocation of such a thread bumped
+  // a run of the released heap, its gc_blocking_end read freed memory.
+  if (int n = other_attached_threads(); n > 0) {
+    log_error("gc_shutdown called while %d other thread(s) are attached (they may hold heap "
+              "objects); ignored: detach them first", n);
+    return;
+  }
   {
     std::lock_guard<std::mutex> g(g_mu);
     g_stop = true;
@@ -1590,7 +1598,7 @@ void clear_stack_if_room() {
 
 void gc_collect(void) {
   if (!g_initialized.load(std::memory_order_acquire)) {
-    log_error("gc_collect called before gc_init");
+    log_error("gc_collect called %s", g_ever_initialized ? "after gc_shutdown" : "before gc_init");
     return;
   }
   tricolor::internal::clear_stack_if_room();
@@ -1599,7 +1607,7 @@ void gc_collect(void) {
 
 void gc_free_os_memory(void) {
   if (!g_initialized.load()) {
-    log_error("gc_free_os_memory called before gc_init");
+    log_error("gc_free_os_memory called %s", g_ever_initialized ? "after gc_shutdown" : "before gc_init");
     return;
   }
   tricolor::internal::g_flush_page_caches.store(true, std::memory_order_relaxed);

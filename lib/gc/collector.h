@@ -24,6 +24,7 @@ enum class CycleReason : uint32_t { kHeap, kUser, kPeriodic, kOom, kStress };
 const char* reason_name(CycleReason r);
 
 bool collector_initialized();
+bool ever_initialized();  // a heap ran once (messages say "after gc_shutdown")
 Phase gc_phase();
 // gc_run brackets its run with these (lib/sched): gc_shutdown refuses to release the heap
 // under running fibers.

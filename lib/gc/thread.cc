@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "gc/collector.h"
 #include "gc/mark.h"
@@ -190,14 +191,51 @@ void flush_write_buffers_ragged(uint64_t max_wait_ns) {
   poll_clear(kPollFlush);
 }
 
+namespace {
+// A thread that ends while attached is detached by this key's destructor (pthread runs it
+// at the thread's exit, not at the process's): left in the registry, its record named a
+// thread that no longer exists, and the next stop of the world waited for it forever.
+pthread_key_t g_exit_key;
+std::once_flag g_exit_key_once;
+void detach_at_thread_exit(void* record) {
+  ThreadState* t = tls_thread;
+  if (!t || t != record) return;
+  log_warn("thread '%s' ended while attached: detached it (call gc_thread_detach before a "
+           "thread ends)", t->name);
+  gc_thread_detach();
+}
+void watch_thread_exit(ThreadState* t) {
+  std::call_once(g_exit_key_once, [] {
+    if (pthread_key_create(&g_exit_key, detach_at_thread_exit) != 0)
+      log_error("cannot create the thread-exit key: a thread that ends attached is not detached");
+  });
+  pthread_setspecific(g_exit_key, t);
+}
+void unwatch_thread_exit() {
+  if (pthread_getspecific(g_exit_key)) pthread_setspecific(g_exit_key, nullptr);
+}
+}  // namespace
+
+int other_attached_threads() {
+  std::lock_guard<std::mutex> g(g_threads.lock);
+  int n = 0;
+  for (ThreadState* t = g_threads.head; t; t = t->next) n += t != tls_thread;
+  return n;
+}
+
 void detach_all_for_shutdown() {
   std::lock_guard<std::mutex> g(g_threads.lock);
   while (ThreadState* t = g_threads.head) {
     g_threads.head = t->next;
-    t->cache.release_all(/*give_back=*/false);
+    // No mark runs (the controller and workers have stopped): the runs' free slots go back,
+    // so the last heap's figures count only the objects handed out.
+    t->cache.release_all(/*give_back=*/__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) == 0);
     t->cache.release_pages();
     stack_unregister(&t->stack);
-    if (t == tls_thread) set_tls_thread(nullptr);
+    if (t == tls_thread) {
+      set_tls_thread(nullptr);
+      unwatch_thread_exit();
+    }
     delete t;
   }
   g_threads.count = 0;
@@ -217,7 +255,7 @@ void tricolor_safepoint_slow(void) {
 int gc_thread_attach(void) {
   if (tls_thread) return 0;
   if (!collector_initialized()) {
-    log_error("gc_thread_attach called before gc_init");
+    log_error("gc_thread_attach called %s", ever_initialized() ? "after gc_shutdown" : "before gc_init");
     return -1;
   }
   auto* t = new ThreadState();
@@ -238,6 +276,7 @@ int gc_thread_attach(void) {
   stack_unpark(&t->stack);
   set_tls_thread(t);
   set_current_stack(&t->stack);
+  watch_thread_exit(t);
   return 0;
 }
 
@@ -249,6 +288,13 @@ void gc_thread_detach(void) {
     log_error("gc_thread_detach called on a thread that is not attached");
     return;
   }
+  if (t->current != &t->stack) {
+    // A fiber runs on a scheduler thread, whose record the scheduler keeps using: freed
+    // here, the fiber's next yield read freed memory.
+    log_error("gc_thread_detach called on a fiber (its thread belongs to the scheduler): ignored");
+    return;
+  }
+  unwatch_thread_exit();
   // Count as stopped while waiting for the registry lock (a stop of the world holds it).
   t->blocking_depth = 0;
   gc_blocking_begin();

@@ -152,6 +152,8 @@ void for_each_thread_stopped(F&& f) {
 
 // Detaches every thread still attached (gc_shutdown).
 void detach_all_for_shutdown();
+// Attached threads other than the caller (gc_shutdown refuses while there are any).
+int other_attached_threads();
 // Names threads that do not reach a safepoint for a second (never a silent hang).
 // stop_the_world reads stop_warn_ns(), kStopWarnNs unless a test shortened it.
 inline constexpr uint64_t kStopWarnNs = 1000000000;

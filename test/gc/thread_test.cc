@@ -12,9 +12,11 @@
 
 #include "alloc/mheap.h"
 #include "api/capture.h"
+#include "gc/collector.h"
 #include "gc/stacks.h"
 #include "gc/testing.h"
 #include "support/heap.h"
+#include "tricolor/fiber.h"
 #include "tricolor/gc.h"
 
 using namespace tricolor::internal;
@@ -282,4 +284,98 @@ TEST_CASE("a thread growing the heap does not hold up a stop of the world", "[gc
   test_set_grow_hook(nullptr);
   CHECK(stopped_while_growing);
   CHECK(got);
+}
+
+// A thread that ends without gc_thread_detach is detached at its exit, with a warning: left
+// attached, its record named a thread that no longer exists, and every later stop of the
+// world waited for it forever.
+TEST_CASE("a thread that ends while attached is detached, and collections go on",
+          "[gc][thread]") {
+  ensure_heap();
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  long tid = 0;
+  std::thread t([&] {
+    REQUIRE(gc_thread_attach() == 0);
+    tid = static_cast<long>(syscall(SYS_gettid));
+    (void)gc_alloc(32, nullptr);
+  });  // ends attached
+  gc_blocking_begin();
+  t.join();
+  gc_blocking_end();
+  uint32_t gc0 = num_gc();
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    gc_collect();
+    done = true;
+  });
+  gc_blocking_begin();  // the collection must not wait for this thread
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  bool finished = done.load();
+  if (finished) collector.join();
+  else collector.detach();  // a hang: fail rather than wait forever
+  gc_blocking_end();
+  char text[8192];
+  capture_end(&c, text, sizeof text);
+  INFO("captured: " << text);
+  REQUIRE(finished);
+  CHECK(num_gc() > gc0);
+  std::string want = "thread 'tid " + std::to_string(tid) + "' ended while attached";
+  CHECK(std::string(text).find(want) != std::string::npos);
+}
+
+// gc_shutdown while another thread is attached is refused: it freed that thread's record,
+// and the thread's next allocation used the released heap.
+TEST_CASE("gc_shutdown while another thread is attached is refused", "[gc][thread]") {
+  ensure_heap();
+  std::atomic<int> state{0};  // 1: attached and waiting; 2: released
+  std::atomic<bool> allocated{false};
+  std::thread t([&] {
+    REQUIRE(gc_thread_attach() == 0);
+    gc_blocking_begin();
+    state = 1;
+    while (state.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    gc_blocking_end();
+    allocated = gc_alloc(32, nullptr) != nullptr;
+    gc_thread_detach();
+  });
+  while (state.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  gc_shutdown();
+  char text[4096];
+  capture_end(&c, text, sizeof text);
+  state = 2;
+  gc_blocking_begin();
+  t.join();
+  gc_blocking_end();
+  INFO("captured: " << text);
+  CHECK(std::string(text).find("1 other thread(s) are attached") != std::string::npos);
+  CHECK(collector_initialized());  // the heap still runs
+  CHECK(allocated.load());
+  gc_collect();
+}
+
+// A fiber runs on a scheduler thread: gc_thread_detach there is refused (it freed the
+// thread's record, which the scheduler used at the fiber's next yield).
+TEST_CASE("gc_thread_detach on a fiber is refused", "[gc][thread]") {
+  ensure_heap();
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  bool attached_after = false;
+  int rc = gc_run(
+      [](void* a) {
+        gc_thread_detach();
+        gc_yield();
+        *static_cast<bool*>(a) = gc_thread_is_attached() && gc_alloc(32, nullptr) != nullptr;
+      },
+      &attached_after);
+  char text[4096];
+  capture_end(&c, text, sizeof text);
+  INFO("captured: " << text);
+  REQUIRE(rc == 0);
+  CHECK(attached_after);
+  CHECK(std::string(text).find("gc_thread_detach called on a fiber") != std::string::npos);
 }
