@@ -175,6 +175,7 @@ bool parse_bytes(const char* s, size_t* out) {
   else return false;
   double b = v * mul;
   if (b > 1.8e19) return false;
+  if (v > 0 && b < 1) return false;  // "0.5": not a byte count, and 0 would mean no limit
   *out = static_cast<size_t>(b);
   return true;
 }
@@ -1384,7 +1385,8 @@ void gc_options_default(gc_options* o) {
   if (const char* v = getenv("TRICOLOR_MEMLIMIT")) {
     size_t b;
     if (parse_bytes(v, &b)) o->memory_limit = b;
-    else bad_env("TRICOLOR_MEMLIMIT", v, "bytes, with an optional KiB/MiB/GiB/TiB suffix");
+    else bad_env("TRICOLOR_MEMLIMIT", v, "bytes, with an optional B/KiB/MiB/GiB/TiB suffix; "
+                                          "K/KB, M/MB, G/GB, T/TB are the same powers of 1024");
   }
   if (const char* v = getenv("TRICOLOR_PROCS")) {
     long n;

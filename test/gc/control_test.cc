@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/capture.h"
 #include "gc/collector.h"
 #include "gc/testing.h"
 #include "os/page_source.h"
@@ -395,6 +396,21 @@ TEST_CASE("malformed environment values name the variable and keep the default",
   gc_options_default(&o);
   REQUIRE(o.gc_percent == 50);
   REQUIRE(o.memory_limit == size_t(1) << 30);
+  // Under a byte is not a count of bytes: it read as 0, no limit, without a word.
+  for (const char* v : {"0.5", "0.25B"}) {
+    setenv("TRICOLOR_MEMLIMIT", v, 1);
+    capture c;
+    REQUIRE(capture_begin(&c) == 0);
+    gc_options_default(&o);
+    char text[1024];
+    capture_end(&c, text, sizeof text);
+    INFO(v << ": " << text);
+    CHECK(o.memory_limit == 0);  // the default
+    CHECK(std::string(text).find("TRICOLOR_MEMLIMIT") != std::string::npos);
+  }
+  setenv("TRICOLOR_MEMLIMIT", "0.5KB", 1);  // 512 bytes
+  gc_options_default(&o);
+  CHECK(o.memory_limit == 512);
   unsetenv("TRICOLOR_GOGC");
   unsetenv("TRICOLOR_MEMLIMIT");
   unsetenv("TRICOLOR_PROCS");
