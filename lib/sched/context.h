@@ -9,6 +9,8 @@
 // 6 pops, an indirect jump to the popped return address, not a ret: see context.S).
 #pragma once
 
+#include <cxxabi.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -47,6 +49,25 @@ void __tsan_switch_to_fiber(void* fiber, unsigned flags);
 namespace tricolor::internal {
 
 using CtxStart = void (*)(void* a0, void* a1);
+
+// The C++ runtime's exception-handling state of a thread: the stack of exceptions being
+// handled (what a bare `throw;` rethrows, and what ends a handler frees) and the count that
+// std::uncaught_exceptions() returns. The Itanium C++ ABI's exception-handling spec keeps it
+// per thread in a `__cxa_eh_globals` that `__cxa_get_globals()` returns; <cxxabi.h> leaves
+// the struct opaque, so its layout is written out here: these two fields, in this order, in
+// both libstdc++ and libc++abi (ARM's EHABI unwinder adds a third, not used on x86-64 or
+// aarch64). A fiber handles its own exceptions, so every switch saves the thread's copy
+// into the context switched from and installs the one of the context switched to
+// (switch_coro); a new fiber starts with none.
+struct EhState {
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+};
+
+// This thread's state. Its address is fixed for the thread's life, so an M looks it up once.
+inline EhState* thread_eh_state() {
+  return reinterpret_cast<EhState*>(abi::__cxa_get_globals());
+}
 
 // Writes the first frame of a context at the top of the stack [lo, hi) and returns its sp:
 // switching to it calls start(a0, a1) on that stack. a0 and a1 sit in register slots of

@@ -482,6 +482,10 @@ void switch_coro(M* m, Coro* from, Coro* to, PostFn post, void* arg, bool from_d
 #if TRICOLOR_TSAN
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
+  // The exceptions `from` is handling stay with it, wherever it resumes (context.h).
+  // Cost: two 16-byte copies; the thread's state was looked up when the M started.
+  from->eh = *m->eh;
+  *m->eh = to->eh;
   tricolor_ctx_switch(&from->sp, to->sp);
   after_switch(from);
 }
@@ -642,6 +646,7 @@ G* newproc(M* m, gc_fiber_fn fn, void* arg) {
   g->co.g = g;
   g->co.stack = &g->stack;
   g->co.asan_fake = nullptr;
+  g->co.eh = EhState{};  // a new fiber handles no exception yet
   if (g->stack_registered) {
     stack_revive(&g->stack, g->mem.lo, g->mem.hi);  // no registry lock (stacks.h)
   } else {
@@ -763,6 +768,7 @@ void init_g0(M* m) {
   m->t = current_thread();
   m->g0.stack = thread_stack();
   m->g0.g = nullptr;
+  m->eh = thread_eh_state();
 #if TRICOLOR_TSAN
   m->g0.tsan_fiber = __tsan_get_current_fiber();
 #endif

@@ -15,6 +15,7 @@
 
 #include "gc/stacks.h"
 #include "os/stack.h"
+#include "sched/context.h"
 #include "sched/runq.h"
 #include "tricolor/fiber.h"
 
@@ -32,6 +33,7 @@ struct Coro {
   G* g = nullptr;              // the fiber, or nullptr for the thread stack
   void* tsan_fiber = nullptr;  // TSan's fiber object (TSan builds)
   void* asan_fake = nullptr;   // ASan's fake stack while switched out (ASan builds)
+  EhState eh;                  // its exception-handling state while switched out (owner)
 };
 
 enum class GStatus : uint32_t {
@@ -105,6 +107,7 @@ struct M {
   int id = 0;
   ThreadState* t = nullptr;  // set by the M itself once attached
   Coro g0;                   // the thread's own stack (the scheduler loop runs there)
+  EhState* eh = nullptr;     // the thread's exception-handling state (context.h)
   G* curg = nullptr;         // the fiber running, nullptr on g0 (owner)
   P* p = nullptr;            // the P held, or nullptr (owner; sysmon never writes it)
   P* nextp = nullptr;        // a P handed over by startm (park_mu)
