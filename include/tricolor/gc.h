@@ -63,7 +63,12 @@ TRICOLOR_API const char* gc_type_name(const gc_type* type);
  * an object of size >= the type's size is scanned as repeated elements of the type.
  * Size 0 returns a unique minimum-size object. NULL, with a message, on failure. */
 TRICOLOR_API void* gc_alloc(size_t size, const gc_type* type);
-/* Pointer-free object ("atomic"); objects of up to 16 bytes go to the tiny allocator. */
+/* Pointer-free object ("atomic"); objects of up to 16 bytes go to the tiny allocator.
+ * Alignment: an object of 1 to 15 bytes is aligned to its size's lowest set bit, at most 8
+ * (as in Go: 12 B get 4, 11 B get 1), since the tiny allocator packs them; 16 B and more are
+ * 16-aligned (objects over 32 KiB start a page); size 0 is 8-aligned. A struct's size is a
+ * multiple of its alignment, so it gets what it needs; a struct with a variable-length tail
+ * must round its total size up to a multiple of its alignment. */
 TRICOLOR_API void* gc_alloc_noscan(size_t size);
 
 TRICOLOR_API void* gc_base(const void* p); /* start of the object holding p, or NULL */

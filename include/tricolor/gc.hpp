@@ -275,6 +275,7 @@ T* construct(void* p, A&&... a) {
 
 // Extra bytes after a make_noscan<T> object, for a variable-length tail:
 //   auto* s = tricolor::make_noscan<Str>(tricolor::additional_bytes{len + 1}, len);
+// The total is rounded up to a multiple of alignof(T), so the object may get a few more.
 struct additional_bytes {
   std::size_t bytes;
 };
@@ -317,7 +318,11 @@ T* make_noscan(additional_bytes extra, A&&... args) {
     static_assert(T::gc_fields::count() == 0,
                   "tricolor::make_noscan<T>: T has traced fields (gc_fields); use make<T>");
   if (extra.bytes > SIZE_MAX / 2) detail::alloc_failed();
-  void* p = gc_alloc_noscan(sizeof(T) + extra.bytes);
+  // The heap aligns an object under 16 B only to its size's lowest set bit (gc.h), so the
+  // size must be a multiple of alignof(T) for T to be aligned: sizeof(T) is, the tail may
+  // not be (Str{uint64_t len; char data[];} with 3 bytes is 11 B, aligned to 1).
+  std::size_t size = (sizeof(T) + extra.bytes + alignof(T) - 1) & ~(alignof(T) - 1);
+  void* p = gc_alloc_noscan(size);
   if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();
   return detail::construct<T>(p, std::forward<A>(args)...);
 }

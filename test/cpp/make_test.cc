@@ -31,6 +31,22 @@ struct Word {
   uintptr_t w;
 };
 
+// Headers of other alignments with a variable-length tail, like Str.
+struct Str4 {
+  uint32_t len;
+};
+struct alignas(16) Str16 {
+  uint64_t len;
+};
+
+// The number of the n objects at p[0..n) that are not aligned for T.
+template <class T>
+int misaligned(T* const* p, int n) {
+  int bad = 0;
+  for (int i = 0; i < n; i++) bad += reinterpret_cast<uintptr_t>(p[i]) % alignof(T) != 0;
+  return bad;
+}
+
 }  // namespace
 
 TEST_CASE("make constructs in zeroed heap memory with constructor or aggregate arguments",
@@ -73,6 +89,34 @@ TEST_CASE("make_noscan objects are never scanned, and additional_bytes sizes a t
   REQUIRE(gc_size(s) >= sizeof(Str) + 100);
   std::memset(s->data(), 'x', 100);
   REQUIRE(gc_base(s->data() + 99) == s);
+}
+
+TEST_CASE("make_noscan with additional_bytes aligns T whatever the tail's length",
+          "[cpp][make]") {
+  ensure_heap();
+  // sizeof(T) plus a tail can be a size the tiny allocator aligns to less than T needs
+  // (Str with 3 bytes is 11 B, aligned to 1). A 1-byte object before each one leaves the
+  // allocator's cursor on an odd address.
+  constexpr int kTails = 40;
+  Str* s8[kTails];
+  Str4* s4[kTails];
+  Str16* s16[kTails];
+  int short_objects = 0;
+  for (int n = 0; n < kTails; n++) {
+    gc_alloc_noscan(1);
+    s8[n] = tricolor::make_noscan<Str>(tricolor::additional_bytes{size_t(n)}, Str{size_t(n)});
+    gc_alloc_noscan(1);
+    s4[n] = tricolor::make_noscan<Str4>(tricolor::additional_bytes{size_t(n)});
+    gc_alloc_noscan(1);
+    s16[n] = tricolor::make_noscan<Str16>(tricolor::additional_bytes{size_t(n)});
+    short_objects += gc_size(s8[n]) < sizeof(Str) + n || gc_size(s4[n]) < sizeof(Str4) + n ||
+                     gc_size(s16[n]) < sizeof(Str16) + n;
+  }
+  CHECK(misaligned(s8, kTails) == 0);
+  CHECK(misaligned(s4, kTails) == 0);
+  CHECK(misaligned(s16, kTails) == 0);
+  CHECK(short_objects == 0);
+  CHECK(s8[3]->len == 3);
 }
 
 TEST_CASE("make_array of members keeps every element's target alive", "[cpp][make][array]") {
