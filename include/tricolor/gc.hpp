@@ -28,7 +28,7 @@
 //                    keeps its object alive: RAII gc_add_root of its own slot. Movable.
 //   blocking_region  RAII gc_blocking_begin/end: a system call or a lock wait that touches no
 //                    heap pointer, which the collector never waits for.
-//   thread_attachment  RAII gc_thread_attach/detach for a thread that allocates.
+//   thread_attachment  RAII gc_thread_attach/detach for a thread that allocates (nests).
 //   go(callable)     a fiber (fiber.h); returns a handle with join(). run(callable) wraps gc_run.
 //
 // Heap pointers in local variables need nothing: stacks and registers are scanned
@@ -416,18 +416,30 @@ class blocking_region {
 
 // Attaches the calling thread for the guard's lifetime (a thread that allocates or holds heap
 // pointers). ok() is false when gc_thread_attach failed (no heap yet).
+//
+// Guards nest, and a guard on a thread that is attached already (the thread that called
+// gc_init, a fiber's thread) does nothing: attachment itself does not nest (gc_thread_attach
+// returns 0 on an attached thread too, and one gc_thread_detach ends it), so a guard detaches
+// only an attachment it made.
 class thread_attachment {
  public:
-  thread_attachment() noexcept : ok_(gc_thread_attach() == 0) {}
+  thread_attachment() noexcept {
+    if (gc_thread_is_attached()) {
+      ok_ = true;
+    } else {
+      ok_ = owns_ = gc_thread_attach() == 0;
+    }
+  }
   ~thread_attachment() {
-    if (ok_) gc_thread_detach();
+    if (owns_) gc_thread_detach();
   }
   thread_attachment(const thread_attachment&) = delete;
   thread_attachment& operator=(const thread_attachment&) = delete;
   bool ok() const noexcept { return ok_; }
 
  private:
-  bool ok_;
+  bool ok_ = false;
+  bool owns_ = false;  // this guard attached the thread, so it detaches it
 };
 
 // ---- Fibers (fiber.h) ----------------------------------------------------------------------

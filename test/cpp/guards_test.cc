@@ -78,3 +78,45 @@ TEST_CASE("a thread waiting in a blocking_region does not hold up a collection",
   ListNode* n = tricolor::make<ListNode>();  // the main thread runs heap code again after the regions
   REQUIRE(gc_base(n) == n);
 }
+
+TEST_CASE("a thread_attachment on an attached thread leaves it attached, and guards nest",
+          "[cpp][guards]") {
+  ensure_heap();  // gc_init attached this thread
+  REQUIRE(gc_thread_is_attached() == 1);
+  {
+    tricolor::thread_attachment again;
+    REQUIRE(again.ok());
+  }
+  bool still_attached = gc_thread_is_attached() == 1;
+  if (!still_attached) gc_thread_attach();  // so that the cases after this one still run
+  CHECK(still_attached);
+  ListNode* n = tricolor::make<ListNode>();
+  REQUIRE(gc_base(n) == n);
+
+  // On a thread of its own: the inner guard ends, the outer one still holds the attachment.
+  bool inner_ok = false, attached_after_inner = false, allocated = false,
+       attached_after_outer = true;
+  std::thread th([&] {
+    {
+      tricolor::thread_attachment outer;
+      {
+        tricolor::thread_attachment inner;
+        inner_ok = inner.ok();
+      }
+      attached_after_inner = gc_thread_is_attached() == 1;
+      if (attached_after_inner) {
+        ListNode* m = tricolor::make<ListNode>();
+        allocated = gc_base(m) == m;
+      }
+    }
+    attached_after_outer = gc_thread_is_attached() == 1;
+  });
+  {
+    tricolor::blocking_region wait;
+    th.join();
+  }
+  REQUIRE(inner_ok);
+  REQUIRE(attached_after_inner);
+  REQUIRE(allocated);
+  REQUIRE(!attached_after_outer);  // the outer guard detached what it attached
+}
