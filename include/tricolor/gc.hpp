@@ -75,6 +75,14 @@ struct member_pointer_traits<F C::*> {
   using field_type = F;
 };
 
+// The value a member<T> or root<T> stores through gc_write_ptr, which takes a void* even for
+// T = const U (an interned string held as const). Dropping const is safe: nothing writes
+// through the stored pointer, and get() hands it back as a T*.
+template <class T>
+inline void* slot_value(T* p) noexcept {
+  return const_cast<void*>(static_cast<const volatile void*>(p));
+}
+
 [[noreturn, gnu::cold, gnu::noinline]] inline void alloc_failed() {
 #if defined(__cpp_exceptions)
   throw std::bad_alloc();
@@ -126,16 +134,16 @@ class member {
   // terminate landing pad, which turns the slow path's tail call into a call and a frame.
   constexpr member() noexcept : ptr_(nullptr) {}
   member(std::nullptr_t) noexcept : ptr_(nullptr) {}  // NOLINT: implicit, like a raw pointer
-  member(T* p) { gc_write_ptr(&ptr_, p); }  // NOLINT
-  member(const member& o) { gc_write_ptr(&ptr_, o.get()); }
+  member(T* p) { gc_write_ptr(&ptr_, detail::slot_value(p)); }  // NOLINT
+  member(const member& o) { gc_write_ptr(&ptr_, detail::slot_value(o.get())); }
   template <class U>
     requires std::is_convertible_v<U*, T*>
   member(const member<U>& o) {  // NOLINT
-    gc_write_ptr(&ptr_, static_cast<T*>(o.get()));
+    gc_write_ptr(&ptr_, detail::slot_value(static_cast<T*>(o.get())));
   }
 
   member& operator=(T* p) {
-    gc_write_ptr(&ptr_, p);
+    gc_write_ptr(&ptr_, detail::slot_value(p));
     return *this;
   }
   member& operator=(std::nullptr_t) {
@@ -143,13 +151,13 @@ class member {
     return *this;
   }
   member& operator=(const member& o) {
-    gc_write_ptr(&ptr_, o.get());
+    gc_write_ptr(&ptr_, detail::slot_value(o.get()));
     return *this;
   }
   template <class U>
     requires std::is_convertible_v<U*, T*>
   member& operator=(const member<U>& o) {
-    gc_write_ptr(&ptr_, static_cast<T*>(o.get()));
+    gc_write_ptr(&ptr_, detail::slot_value(static_cast<T*>(o.get())));
     return *this;
   }
 
@@ -374,7 +382,7 @@ class root {
   root& operator=(root&& o) noexcept {
     T* p = o.ptr_;
     gc_write_ptr(&o.ptr_, nullptr);
-    gc_write_ptr(&ptr_, p);
+    gc_write_ptr(&ptr_, detail::slot_value(p));
     return *this;
   }
   ~root() { gc_remove_root(&ptr_); }
@@ -382,7 +390,7 @@ class root {
   // Barriered (gc_write_ptr accepts root slots): a root<T> may hand pointers between
   // threads and fibers safely (see gc_add_root in gc.h).
   root& operator=(T* p) noexcept {
-    gc_write_ptr(&ptr_, p);
+    gc_write_ptr(&ptr_, detail::slot_value(p));
     return *this;
   }
   root& operator=(std::nullptr_t) noexcept {

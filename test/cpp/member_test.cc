@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <memory>
 #include <type_traits>
+#include <utility>
 
 #include "support.h"
 #include "tricolor/gc.hpp"
@@ -55,6 +56,19 @@ struct Derived : Base {
   long pad = 0;
   member<Node> kids[3];
   using gc_fields = tricolor::fields<&Derived::from_base, &Derived::kids>;
+};
+
+// An immutable, pointer-free object (an interned string) and an object that refers to it
+// through member<const T> fields.
+struct Interned {
+  size_t len;
+  char bytes[24];
+};
+struct Symbol {
+  member<const Interned> name;
+  member<Interned> draft;  // a mutable one, converted to member<const Interned>
+  member<const Interned> names[2];
+  using gc_fields = tricolor::fields<&Symbol::name, &Symbol::draft, &Symbol::names>;
 };
 
 static_assert(sizeof(member<Node>) == sizeof(void*), "a member is one pointer word");
@@ -218,4 +232,41 @@ TEST_CASE("a list built with member stores survives collections running beside t
     tricolor::blocking_region wait;
     collector.join();
   }
+}
+
+TEST_CASE("a member<const T> stores const pointers and keeps its target alive",
+          "[cpp][member]") {
+  ensure_heap();
+  static_assert(std::is_same_v<decltype(std::declval<member<const Interned>&>().get()),
+                               const Interned*>);
+  auto keep = std::make_unique<tricolor::root<Symbol>>();
+  uintptr_t name_h = 0, draft_h = 0;
+  bool converted = false;
+  on_fresh_thread([&] {
+    Symbol* sym = tricolor::make<Symbol>();
+    const Interned* name = tricolor::make_noscan<Interned>(Interned{5, "hello"});
+    sym->name = name;  // from a const T*
+    sym->draft = tricolor::make_noscan<Interned>();
+    sym->names[0] = sym->draft;  // from a member<T>
+    converted = sym->names[0] == sym->draft.get();
+    sym->names[1] = sym->name;  // member<const T> to member<const T>
+    member<const Interned> local(sym->draft);  // the converting constructor (a stack slot)
+    converted = converted && local.get() == sym->draft.get();
+    draft_h = hide(sym->draft.get());
+    sym->draft = nullptr;
+    sym->names[0] = nullptr;
+    sym->names[1] = nullptr;
+    *keep = sym;
+    name_h = hide(name);
+  });
+  REQUIRE(converted);
+  gc_collect();
+  REQUIRE(!freed(name_h));  // held only by sym->name
+  REQUIRE(freed(draft_h));
+  size_t len = 0;
+  on_fresh_thread([&] { len = (*keep)->name->len; });
+  REQUIRE(len == 5);
+  keep.reset();
+  gc_collect();
+  REQUIRE(freed(name_h));
 }

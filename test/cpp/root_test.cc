@@ -18,6 +18,8 @@ static_assert(!std::is_copy_assignable_v<tricolor::root<ListNode>>);
 static_assert(std::is_nothrow_move_assignable_v<tricolor::root<ListNode>>);
 static_assert(std::is_move_constructible_v<tricolor::root<ListNode>>);
 
+static_assert(std::is_move_constructible_v<tricolor::root<const ListNode>>);
+
 // A root in a global: registered before main, like the globals of a runtime.
 tricolor::root<ListNode> g_global;
 
@@ -124,6 +126,36 @@ TEST_CASE("a global root keeps its object alive", "[cpp][root]") {
   gc_collect();
   REQUIRE(!freed(h));
   g_global = nullptr;
+  gc_collect();
+  REQUIRE(freed(h));
+}
+
+TEST_CASE("a root<const T> keeps an immutable object alive", "[cpp][root]") {
+  ensure_heap();
+  std::unique_ptr<tricolor::root<const ListNode>> a, b, c;
+  uintptr_t h = 0, other_h = 0;
+  long v = 0;
+  on_fresh_thread([&] {
+    ListNode* n = tricolor::make<ListNode>();
+    n->value = 9;
+    n->next = tricolor::make<ListNode>();
+    const ListNode* cn = n;
+    a = std::make_unique<tricolor::root<const ListNode>>(cn);  // explicit constructor
+    b = std::make_unique<tricolor::root<const ListNode>>();
+    *b = static_cast<const ListNode*>(tricolor::make<ListNode>());  // assignment from const T*
+    other_h = hide(b->get());
+    *b = std::move(*a);  // move assignment
+    c = std::make_unique<tricolor::root<const ListNode>>(std::move(*b));  // move construction
+    h = hide(cn);
+    v = (*c)->value;
+  });
+  REQUIRE(v == 9);
+  a.reset();
+  b.reset();
+  gc_collect();
+  REQUIRE(!freed(h));  // held only by *c
+  REQUIRE(freed(other_h));
+  c.reset();
   gc_collect();
   REQUIRE(freed(h));
 }
