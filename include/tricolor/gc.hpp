@@ -37,6 +37,13 @@
 #ifndef TRICOLOR_GC_HPP_
 #define TRICOLOR_GC_HPP_
 
+// Concepts and requires-clauses below need C++20; an older standard would otherwise fail on
+// them with errors that do not name the cause. The rest of the header is skipped then, so
+// that this is the header's only error.
+#if __cplusplus < 202002L
+#error "tricolor/gc.hpp needs C++20 (-std=c++20); C++17 code can use tricolor/gc.h"
+#else
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -539,4 +546,5 @@ void sleep_for(std::chrono::duration<Rep, Period> d) {
 
 }  // namespace tricolor
 
+#endif  // __cplusplus >= 202002L
 #endif  // TRICOLOR_GC_HPP_
