@@ -616,12 +616,25 @@ void post_exit(M* m, Coro* prev, void*) {
 
 [[noreturn]] void fiber_exit();
 
+// A fiber returned inside gc_blocking_begin/end regions it never closed. Left open, they
+// would outlive the fiber on its thread (the M): the thread would count as blocked from a
+// stack that is dead, its scheduler stack never reaches a safepoint while so counted, and
+// the next collection waits for it forever. Closed here as the fiber's own gc_blocking_end
+// calls would have closed them. The last one may park the fiber (its P was retaken), so the
+// thread is looked up again after each.
+[[gnu::cold, gnu::noinline]] void close_blocking_regions() {
+  log_error("a fiber returned inside gc_blocking_begin/end (%d unclosed): closed",
+            current_thread()->blocking_depth);
+  while (current_thread()->blocking_depth > 0) gc_blocking_end();
+}
+
 // The first frame of every fiber (via tricolor_ctx_entry). noexcept: an exception that
 // escapes a fiber function terminates the program (there is no frame to unwind into).
 void fiber_start(void* a0, void* a1) noexcept {
   G* g = static_cast<G*>(a0);
   after_switch(&g->co);
   g->fn(a1);
+  if (current_thread()->blocking_depth > 0) [[unlikely]] close_blocking_regions();
   fiber_exit();
 }
 

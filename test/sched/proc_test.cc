@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "os/clock.h"
+#include "sched/child.h"
 #include "sched/fibers.h"
 #include "sched/sched.h"
 #include "tricolor/fiber.h"
@@ -229,3 +230,41 @@ TEST_CASE("misuse of the fiber API is reported and harmless", "[sched][proc]") {
   CHECK(run_fibers(0, [&] { gc_join(gc_go(count_up, &ran)); }) == 0);
   CHECK(ran.load() == 3);
 }
+
+namespace {
+
+void leave_blocking_open(void*) {
+  gc_blocking_begin();
+  gc_blocking_begin();
+}
+
+}  // namespace
+
+// Run by the case below in a child process: without the scheduler closing the regions, the
+// collection waits for the dead fiber's thread forever.
+TEST_CASE("child: a fiber returns inside two blocking regions and the main fiber collects",
+          "[.][sched][proc][child]") {
+  ensure_heap();
+  for (int procs : {1, 2}) {
+    int rc = run_fibers(procs, [] {
+      gc_fiber* f = gc_go(leave_blocking_open, nullptr);
+      if (f) gc_join(f);
+      gc_collect();
+    });
+    fprintf(stderr, "procs %d: gc_run returned %d after the collection\n", procs, rc);
+  }
+}
+
+TEST_CASE("a fiber that returns inside a blocking region has it closed with a message",
+          "[sched][proc]") {
+  ChildCase r = run_case_in_child(
+      "child: a fiber returns inside two blocking regions and the main fiber collects", 120);
+  INFO(r.output);
+  CHECK_FALSE(r.gave_up);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("a fiber returned inside gc_blocking_begin/end (2 unclosed): closed") !=
+        std::string::npos);
+  CHECK(r.output.find("procs 1: gc_run returned 0 after the collection") != std::string::npos);
+  CHECK(r.output.find("procs 2: gc_run returned 0 after the collection") != std::string::npos);
+}
+
