@@ -22,7 +22,10 @@ typedef void (*gc_fiber_fn)(void* arg);
  * returns when every fiber is done. 0 on success, -1 on misuse (nested call, no gc_init). */
 TRICOLOR_API int gc_run(gc_fiber_fn main_fn, void* arg);
 /* Spawn a fiber ("go fn(arg)"). The handle stays valid until gc_join returns for it;
- * a fiber that nobody joins is released when gc_run returns. NULL outside gc_run. */
+ * a fiber that nobody joins is released when gc_run returns. NULL, with a message, outside
+ * gc_run, inside gc_blocking_begin/end, and when the OS refuses to map the fiber's stack
+ * (each stack is two kernel mappings: with Linux's default vm.max_map_count of 65530,
+ * about 32 000 fibers can be alive at once). */
 TRICOLOR_API gc_fiber* gc_go(gc_fiber_fn fn, void* arg);
 TRICOLOR_API void gc_yield(void);           /* Gosched */
 TRICOLOR_API void gc_join(gc_fiber* f);     /* park until f has returned; once per fiber */

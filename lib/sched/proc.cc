@@ -1107,6 +1107,7 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
   }
   int rc = 0;
   if (!newproc(m0, main_fn, arg)) {
+    log_error("gc_run: no stack could be mapped for the main fiber: gc_run returns -1");
     rc = -1;
   } else {
     sysmon_start();
@@ -1133,7 +1134,16 @@ gc_fiber* gc_go(gc_fiber_fn fn, void* arg) {
     log_error("gc_go(NULL, ...): no fiber function; returns NULL");
     return nullptr;
   }
-  return reinterpret_cast<gc_fiber*>(newproc(m, fn, arg));
+  G* g = newproc(m, fn, arg);
+  if (!g) {
+    // The OS refused the stack's mapping; the line before this one says how. The usual
+    // cause is the limit on a process's mappings, reached at a few tens of thousands of
+    // live fibers.
+    log_error("gc_go: no stack could be mapped for the new fiber (%lld fibers alive; each "
+              "fiber stack is two kernel mappings, see vm.max_map_count): gc_go returns NULL",
+              static_cast<long long>(S.ngoroutines.load(std::memory_order_relaxed)));
+  }
+  return reinterpret_cast<gc_fiber*>(g);
 }
 
 void gc_yield(void) {

@@ -2,7 +2,10 @@
 // sleeping, misuse.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -268,3 +271,49 @@ TEST_CASE("a fiber that returns inside a blocking region has it closed with a me
   CHECK(r.output.find("procs 2: gc_run returned 0 after the collection") != std::string::npos);
 }
 
+// Run by the case below in a child process: the address-space limit is the child's alone.
+TEST_CASE("child: gc_go under an address-space limit until it returns NULL",
+          "[.][sched][proc][child]") {
+  ensure_heap();
+  std::atomic<bool> stop{false};
+  int spawned = 0, refused = 0;
+  int rc = run_fibers(1, [&] {
+    // Room for a few hundred more fiber stacks, far fewer than the fibers asked for.
+    unsigned long pages = 0;
+    FILE* f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%lu", &pages) != 1) return;
+    fclose(f);
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = pages * sysconf(_SC_PAGESIZE) + (64 << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) return;
+    std::vector<gc_fiber*> fs;
+    fs.reserve(100000);
+    auto spin = [](void* a) {
+      while (!static_cast<std::atomic<bool>*>(a)->load()) gc_yield();
+    };
+    while (spawned < 100000) {
+      gc_fiber* g = gc_go(spin, &stop);
+      if (!g) {
+        refused++;
+        break;
+      }
+      fs.push_back(g);
+      spawned++;
+    }
+    stop.store(true);
+    for (gc_fiber* g : fs) gc_join(g);
+  });
+  fprintf(stderr, "gc_run returned %d; %d fibers spawned, %d refused\n", rc, spawned, refused);
+}
+
+TEST_CASE("gc_go says that it returns NULL when a fiber stack cannot be mapped",
+          "[sched][proc]") {
+  // The sanitizers' own allocators map memory the limit leaves no room for.
+  if (kSanitizerScale > 1) return;
+  ChildCase r = run_case_in_child("child: gc_go under an address-space limit until it returns NULL", 120);
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("gc_go: no stack could be mapped for the new fiber") != std::string::npos);
+  CHECK(r.output.find("gc_go returns NULL") != std::string::npos);
+  CHECK(r.output.find(", 1 refused") != std::string::npos);
+}
