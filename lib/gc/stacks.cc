@@ -136,7 +136,7 @@ void stack_park(Stack* s, uintptr_t sp) {
 }
 
 void stack_park_saved(Stack* s, const uintptr_t* regs, uintptr_t sp) {
-  for (int i = 0; i < kSavedRegs; i++) s->regs[i] = regs[i];
+  for (int i = 0; i < kEntrySavedRegs; i++) s->regs[i] = regs[i];
   stack_park(s, sp);
 }
 

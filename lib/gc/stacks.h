@@ -32,6 +32,13 @@ namespace tricolor::internal {
 // not pointers). Saved by gc_blocking_begin's entry (thread.cc) so that a parked stack's
 // scan sees them.
 inline constexpr int kSavedRegs = 12;
+// How many of them gc_blocking_begin's entry saves: rbx rbp r12-r15; x19-x29.
+#if defined(__x86_64__)
+inline constexpr int kEntrySavedRegs = 6;
+#else
+inline constexpr int kEntrySavedRegs = 11;
+#endif
+static_assert(kEntrySavedRegs <= kSavedRegs);
 
 struct Stack {
   enum class State : uint32_t { kRunning = 0, kParked = 1, kScanning = 2, kDead = 3 };
@@ -72,8 +79,8 @@ void stack_revive(Stack* s, uintptr_t lo, uintptr_t hi);
 // the sp saved by the context switch, which pushed the callee-saved registers below it).
 // Release ordering: everything the owner wrote to the stack is visible to the scanner.
 void stack_park(Stack* s, uintptr_t sp);
-// Copies the callee-saved registers `regs` (kSavedRegs words, as gc_blocking_begin's entry
-// saved them) into s->regs, then parks with sp. Used by gc_blocking_begin, where the thread
+// Copies the callee-saved registers `regs` (kEntrySavedRegs words, as gc_blocking_begin's
+// entry saved them) into s->regs, then parks with sp. Used by gc_blocking_begin, where the thread
 // keeps running C code below sp.
 void stack_park_saved(Stack* s, const uintptr_t* regs, uintptr_t sp);
 // Takes the stack back (kParked -> kRunning); spins, then sleeps, while a scan holds it.

@@ -366,7 +366,7 @@ void gc_blocking_end(void) {
 #error "tricolor: gc_blocking_begin's entry is written for ELF targets"
 #endif
 #if defined(__x86_64__)
-static_assert(tricolor::internal::kSavedRegs >= 6);
+static_assert(tricolor::internal::kEntrySavedRegs == 6);
 asm(R"(
     .text
     .globl gc_blocking_begin
@@ -393,7 +393,7 @@ gc_blocking_begin:
     .size gc_blocking_begin, .-gc_blocking_begin
 )");
 #elif defined(__aarch64__)
-static_assert(tricolor::internal::kSavedRegs >= 11);
+static_assert(tricolor::internal::kEntrySavedRegs == 11);
 asm(R"(
     .text
     .globl gc_blocking_begin

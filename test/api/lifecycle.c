@@ -71,7 +71,10 @@ static void without_heap(const char* phase) {
   EXPECT(gc_alloc_noscan(3) == NULL);
   EXPECT_MESSAGE(EXPECT(gc_base(&slot) == NULL), NULL);
   EXPECT_MESSAGE(EXPECT(gc_size(&slot) == 0), NULL);
-  EXPECT_MESSAGE(EXPECT(gc_thread_attach() == -1), "gc_thread_attach called before gc_init");
+  EXPECT_MESSAGE(EXPECT(gc_thread_attach() == -1),
+                 !strcmp(phase, "before") ? "gc_thread_attach called before gc_init"
+                                          : "gc_thread_attach called after gc_shutdown");
+  EXPECT(gc_thread_is_attached() == 0);
   EXPECT_MESSAGE(gc_thread_detach(), "gc_thread_detach");  /* not attached */
   EXPECT_MESSAGE(gc_safepoint(), NULL);                     /* nothing to do */
   EXPECT_MESSAGE(gc_blocking_begin(), NULL);                /* no-op on an unattached thread */
