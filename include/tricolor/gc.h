@@ -71,8 +71,12 @@ TRICOLOR_API void* gc_alloc(size_t size, const gc_type* type);
  * must round its total size up to a multiple of its alignment. */
 TRICOLOR_API void* gc_alloc_noscan(size_t size);
 
-TRICOLOR_API void* gc_base(const void* p); /* start of the object holding p, or NULL */
-TRICOLOR_API size_t gc_size(const void* p); /* usable size of that object, or 0 */
+/* The start of the object holding p, or NULL; its usable size, or 0. Objects the tiny
+ * allocator packed (noscan, under 16 B) share a 16-byte block, which is what the collector
+ * knows of them (as in Go): for them these answer the block, and gc_size is the block's
+ * 16 bytes, not the size asked for. */
+TRICOLOR_API void* gc_base(const void* p);
+TRICOLOR_API size_t gc_size(const void* p);
 
 /* ---- The write barrier --------------------------------------------------- */
 
@@ -313,7 +317,8 @@ typedef struct gc_stats {
   uint64_t heap_released;  /* idle bytes returned to the OS */
   uint64_t heap_objects;   /* allocated objects */
   uint64_t total_alloc;    /* cumulative bytes allocated */
-  uint64_t mallocs;        /* cumulative objects allocated */
+  uint64_t mallocs;        /* cumulative objects allocated (as Go counts them: a tiny
+                              allocator's object and each 16 B block it takes) */
   uint64_t frees;          /* cumulative objects freed */
   uint64_t next_gc;        /* heap goal of the next cycle */
   uint64_t trigger;        /* heap size at which the next cycle starts */
@@ -323,8 +328,10 @@ typedef struct gc_stats {
   uint32_t num_gc;         /* completed cycles */
   uint32_t num_forced_gc;  /* cycles started by gc_collect or the periodic timer */
   uint64_t pause_total_ns; /* every stop-the-world pause, summed */
-  uint64_t pause_max_ns;
-  uint64_t pause_ns[GC_PAUSE_RING];     /* per cycle, most recent at [(num_gc+255)%256] */
+  uint64_t pause_max_ns;   /* the longest single stop of the world */
+  uint64_t pause_ns[GC_PAUSE_RING];     /* per cycle, the sum of its two stops of the world
+                                           (as Go's PauseNs), most recent at
+                                           [(num_gc+255)%256] */
   uint64_t pause_end_ns[GC_PAUSE_RING]; /* end of that cycle's last pause, Unix ns */
   double gc_cpu_fraction;  /* share of the available CPU used by the collector (idle marking
                               left out: idle_mark_ns) */

@@ -97,6 +97,8 @@ TEST_CASE("on one P the allocating fiber does the background marking at its refi
 // carries 0.5 CPU, the whole 25% of two), and stays 0.25 on one P. Read during marks until
 // seen: the workers look at the P's between their slices.
 static bool fractional_goal_seen(int procs, double want) {
+  // Stress builds: the background cycles alone, not a collection per 1000 allocations.
+  StressCollectionsHeld held;
   Population pop;
   bool seen = false, gave_up = false;
   int rc = run_fibers(procs, [&] {
