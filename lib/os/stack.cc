@@ -107,6 +107,8 @@ void stack_mem_release_pool() {
   g_pool.free.shrink_to_fit();
 }
 
+size_t stack_mem_guard() { return page_size(); }
+
 size_t stack_mem_pooled() {
   std::lock_guard<std::mutex> g(g_pool.mu);
   return g_pool.free.size();

@@ -38,6 +38,8 @@ void stack_mem_release_pool();
 // Stacks currently pooled, and stacks mapped in total (pooled + in use).
 size_t stack_mem_pooled();
 size_t stack_mem_mapped();
+// The size of the PROT_NONE guard below every stack (one page).
+size_t stack_mem_guard();
 
 inline constexpr size_t kStackPoolMax = 1024;
 

@@ -792,6 +792,7 @@ void mstart(M* m) {
   ThreadState* t = current_thread();
   snprintf(t->name, sizeof t->name, "fiber worker %d", m->id);  // named in STW warnings
   init_g0(m);
+  altstack_begin(&m->sigstack);  // a fiber stack overflow is reported on it (overflow.cc)
   P* p;
   {
     std::lock_guard<std::mutex> l(m->park_mu);
@@ -805,6 +806,7 @@ void mstart(M* m) {
     pidleput(m->p);
     m->p = nullptr;
   }
+  altstack_end(&m->sigstack);
   tls_m = nullptr;
   gc_thread_detach();
 }
@@ -902,6 +904,16 @@ M* fiber_m() {
 }
 
 }  // namespace
+
+// Called by the SIGSEGV handler (overflow.cc) on the faulting thread. Only this thread writes
+// its M's curg, always before it switches to the fiber, so it names the fiber whose stack
+// the thread runs on whenever a fiber faults.
+bool sched_fiber_stack_of_thread(StackMem* out) {
+  M* m = tls_m;
+  if (!m || !m->curg) return false;
+  *out = m->curg->mem;
+  return true;
+}
 
 // ---- Shared with sysmon.cc ------------------------------------------------------------------
 
@@ -1097,6 +1109,8 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
     S.allm.push_back(m0);
   }
   init_g0(m0);
+  overflow_handler_install();
+  altstack_begin(&m0->sigstack);
   {
     P* p;
     {
@@ -1113,6 +1127,7 @@ int gc_run(gc_fiber_fn main_fn, void* arg) {
     sysmon_start();
     schedule_loop(m0);
   }
+  altstack_end(&m0->sigstack);
   sched_teardown(m0);
   if (attached_here) gc_thread_detach();
   collector_sched_running(false);

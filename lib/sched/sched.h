@@ -7,6 +7,8 @@
 //   (atomic) any thread, with the ordering given where it is used
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -101,6 +103,14 @@ struct alignas(64) P {
   std::atomic<uint64_t> nretaken{0};    // times sysmon took this P from a blocked M
 };
 
+// An alternate signal stack a thread runs its SIGSEGV handler on (overflow.cc), and the one
+// it replaced.
+struct AltStack {
+  void* map = nullptr;  // nullptr: none installed (sanitizer build, or the OS refused)
+  size_t map_size = 0;
+  stack_t old{};
+};
+
 // M: a worker thread. Every M is an attached thread (gc_thread_attach), so it has its own
 // ThreadState and thus its own mcache and write-barrier buffer (see README.md, "The mcache").
 struct M {
@@ -126,6 +136,7 @@ struct M {
   M* link = nullptr;         // idle list (lock)
   bool idle = false;         // on the idle list (lock)
   std::thread* thread = nullptr;  // nullptr for M0, the thread that called gc_run
+  AltStack sigstack;         // while the M runs the scheduler (owner)
 };
 
 // ---- Internal API (tests, benchmarks) --------------------------------------------------
@@ -167,5 +178,20 @@ uint64_t run_timers(uint64_t now);
 uint64_t next_timer_ns();
 bool sched_all_idle();
 int64_t sched_nmnop();
+
+// ---- Fiber stack overflow (overflow.cc) --------------------------------------------------
+
+// Installs the SIGSEGV/SIGBUS handler that reports a fiber stack overflow, once per process
+// (at the first gc_run). No-op under ASan and TSan, which report overflows themselves.
+void overflow_handler_install();
+// Gives the calling thread its own signal stack for as long as it is an M, and restores
+// the one it had before. No-ops under ASan and TSan.
+void altstack_begin(AltStack* a);
+void altstack_end(AltStack* a);
+// False under ASan and TSan: no handler, a stack overflow is theirs to report.
+bool overflow_reporting();
+// The stack memory of the fiber running on the calling thread; false when the thread is no
+// M or runs no fiber. Async-signal-safe (initial-exec TLS, no locks): the handler calls it.
+bool sched_fiber_stack_of_thread(StackMem* out);
 
 }  // namespace tricolor::internal
