@@ -301,6 +301,8 @@ T* make(A&&... args) {
   // First, so that make<T[]> reports this rather than the destructor check below (an array
   // of unknown bound is not trivially destructible either).
   static_assert(!std::is_array_v<T>, "tricolor::make<T[]>: use tricolor::make_array<T>(n)");
+  static_assert(alignof(T) <= 16, "tricolor::make<T>: the heap aligns objects to 16 bytes at most, "
+                                  "and T asks for more (alignas above 16)");
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make<T>: GC'd objects never run destructors, so T must be trivially "
                 "destructible (no std::string, std::vector or unique_ptr fields: use member<U>, "
@@ -316,6 +318,8 @@ T* make_noscan(A&&... args) {
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make_noscan<T>: GC'd objects never run destructors, so T must be "
                 "trivially destructible");
+  static_assert(alignof(T) <= 16, "tricolor::make_noscan<T>: the heap aligns objects to 16 bytes "
+                                  "at most, and T asks for more (alignas above 16)");
   if constexpr (detail::has_gc_fields<T>)
     static_assert(T::gc_fields::count() == 0,
                   "tricolor::make_noscan<T>: T has traced fields (gc_fields); use make<T>");
@@ -329,6 +333,8 @@ T* make_noscan(additional_bytes extra, A&&... args) {
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make_noscan<T>: GC'd objects never run destructors, so T must be "
                 "trivially destructible");
+  static_assert(alignof(T) <= 16, "tricolor::make_noscan<T>: the heap aligns objects to 16 bytes "
+                                  "at most, and T asks for more (alignas above 16)");
   if constexpr (detail::has_gc_fields<T>)
     static_assert(T::gc_fields::count() == 0,
                   "tricolor::make_noscan<T>: T has traced fields (gc_fields); use make<T>");
@@ -348,6 +354,8 @@ T* make_array(std::size_t n) {
   static_assert(std::is_trivially_destructible_v<T>,
                 "tricolor::make_array<T>: GC'd objects never run destructors, so T must be "
                 "trivially destructible");
+  static_assert(alignof(T) <= 16, "tricolor::make_array<T>: the heap aligns objects to 16 bytes at most, "
+                                  "and T asks for more (alignas above 16)");
   if (n > SIZE_MAX / sizeof(T)) detail::alloc_failed();
   void* p;
   if constexpr (detail::is_member<T>::value)
