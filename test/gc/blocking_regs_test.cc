@@ -98,7 +98,12 @@ TEST_CASE("an object held in a callee-saved register survives its thread's block
         out = kHolders[k](h);
         gc_thread_detach();
       });
-      while (g_state.load() != 1) std::this_thread::yield();
+      // Polling: the holder's allocation may start a collection (every 1000 allocations in
+      // a stress build), which stops the world, this thread included.
+      while (g_state.load() != 1) {
+        gc_safepoint();
+        std::this_thread::yield();
+      }
       gc_collect();
       for (int i = 0; i < 20000; i++) (void)gc_alloc_noscan(64);  // over the freed slots
       gc_collect();

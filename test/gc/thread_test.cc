@@ -341,7 +341,10 @@ TEST_CASE("gc_shutdown while another thread is attached is refused", "[gc][threa
     allocated = gc_alloc(32, nullptr) != nullptr;
     gc_thread_detach();
   });
-  while (state.load() != 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (state.load() != 1) {
+    gc_safepoint();  // a stop of the world may come meanwhile (stress builds)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   capture c;
   REQUIRE(capture_begin(&c) == 0);
   gc_shutdown();
