@@ -147,8 +147,9 @@ void mheap::add_arenas(void* mem, size_t bytes) {
     // Release: the metadata is initialised before lock-free readers can find it.
     __atomic_store_n(&arena_map_[a >> kArenaShift], ha, __ATOMIC_RELEASE);
   }
-  counters.heap_sys.fetch_add(bytes, std::memory_order_relaxed);
-  insert_run(base, bytes / kPageSize, 0);
+  // The chunk's first page holds no object (kChunkHeadBytes): its free pages start after it.
+  counters.heap_sys.fetch_add(bytes - kChunkHeadBytes, std::memory_order_relaxed);
+  insert_run(base + kChunkHeadBytes, (bytes - kChunkHeadBytes) / kPageSize, 0);
 }
 
 uintptr_t mheap::alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npages) {
@@ -158,7 +159,7 @@ uintptr_t mheap::alloc_pages_or_grow(std::unique_lock<SpinMutex>& g, size_t npag
   // wait: a stop of the world neither waits for it (it was most of the longest pauses of
   // churn as its heap grew) nor finds the lock held. Two threads may both grow; the
   // second arena is simply more free pages.
-  size_t bytes = (npages * kPageSize + kArenaBytes - 1) & ~(kArenaBytes - 1);
+  size_t bytes = (npages * kPageSize + kChunkHeadBytes + kArenaBytes - 1) & ~(kArenaBytes - 1);
   g.unlock();
   collector_wait_begin();
   // Acquire: pairs with test_set_grow_hook's release store.
@@ -416,6 +417,14 @@ size_t mheap::free_pages_locked_count() {
   return n;
 }
 
+std::vector<std::pair<uintptr_t, size_t>> mheap::chunks() {
+  std::lock_guard<SpinMutex> g(lock_);
+  std::vector<std::pair<uintptr_t, size_t>> v;
+  for (HeapArena* a : arenas_)
+    if (a->base == a->chunk_base) v.emplace_back(a->chunk_base, a->chunk_bytes);
+  return v;
+}
+
 size_t mheap::free_run_pages_at(uintptr_t p) {
   std::lock_guard<SpinMutex> g(lock_);
   auto it = runs_by_addr_.upper_bound(p);
@@ -473,17 +482,18 @@ void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
   for (HeapArena* a : arenas_)
     if (a->base == a->chunk_base) chunks.emplace_back(a->chunk_base, a->chunk_bytes);
   for (auto [base, bytes] : chunks) {
-    auto it = runs_by_addr_.upper_bound(base);
+    uintptr_t lo = base + kChunkHeadBytes;  // the chunk's free pages start here
+    auto it = runs_by_addr_.upper_bound(lo);
     if (it == runs_by_addr_.begin()) continue;
     --it;
     uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
-    if (rs > base || re < base + bytes) continue;
+    if (rs > lo || re < base + bytes) continue;
     if (min_age_ns && now_ns - it->second.freed_ns < min_age_ns) continue;
     FreeRun run = it->second;
     erase_run(it);
-    if (rs < base) {
-      runs_by_addr_.emplace(rs, FreeRun{(base - rs) / kPageSize, run.freed_ns});
-      runs_by_size_.emplace((base - rs) / kPageSize, rs);
+    if (rs < lo) {
+      runs_by_addr_.emplace(rs, FreeRun{(lo - rs) / kPageSize, run.freed_ns});
+      runs_by_size_.emplace((lo - rs) / kPageSize, rs);
     }
     if (re > base + bytes) {
       uintptr_t r2 = base + bytes;
@@ -505,7 +515,7 @@ void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
       it2 = arenas_.erase(it2);
     }
     counters.heap_released.fetch_sub(released_pages * kPageSize, std::memory_order_relaxed);
-    counters.heap_sys.fetch_sub(bytes, std::memory_order_relaxed);
+    counters.heap_sys.fetch_sub(bytes - kChunkHeadBytes, std::memory_order_relaxed);
     unpoison_for_reuse(base, bytes);  // leaves the heap (alloc/poison.h)
     os_arena_free(reinterpret_cast<void*>(base), bytes);
   }

@@ -92,6 +92,47 @@ TEST_CASE("gc_base of memory outside the heap is NULL", "[alloc][malloc]") {
   REQUIRE(gc_base(v.data()) == nullptr);
 }
 
+TEST_CASE("no object lies on a chunk's first page, and heap_sys counts the pages after it",
+          "[alloc][mheap]") {
+  ensure_heap();
+  // Small objects, 1 MiB objects past one chunk, and a large object taking a chunk of two
+  // arenas: the heap grows by several chunks.
+  std::vector<void*> keep;
+  keep.reserve(1081);
+  gc_add_root(keep.data(), keep.capacity() * sizeof(void*));  // not moved: reserved
+  for (int i = 0; i < 1000; i++) keep.push_back(gc_alloc(48, nullptr));
+  for (int i = 0; i < 80; i++) keep.push_back(gc_alloc_noscan(1 << 20));
+  void* big = gc_alloc_noscan(100u << 20);
+  REQUIRE(big != nullptr);
+  keep.push_back(big);
+  auto chunks = heap().chunks();
+  REQUIRE(chunks.size() >= 3);
+  bool saw_multi = false;
+  uint64_t usable = 0;
+  for (auto [base, bytes] : chunks) {
+    INFO("chunk at " << std::hex << base << ", " << std::dec << (bytes >> 20) << " MiB");
+    saw_multi |= bytes > kArenaBytes;
+    usable += bytes - kChunkHeadBytes;
+    for (uintptr_t off : {uintptr_t{0}, uintptr_t{1}, uintptr_t{8}, kChunkHeadBytes - 8}) {
+      CHECK(gc_base(reinterpret_cast<void*>(base + off)) == nullptr);
+      CHECK(mheap::span_of(base + off) == nullptr);
+    }
+  }
+  CHECK(saw_multi);
+  // Each object lies wholly after its chunk's first page.
+  for (void* p : keep) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    bool placed = false;
+    for (auto [base, bytes] : chunks)
+      placed |= a >= base + kChunkHeadBytes && a + gc_size(p) <= base + bytes;
+    CHECK(placed);
+  }
+  gc_stats s;
+  gc_read_stats(&s);
+  CHECK(s.heap_sys == usable);
+  gc_remove_root(keep.data());
+}
+
 TEST_CASE("threads allocating at once never get overlapping objects", "[alloc][malloc]") {
   ensure_heap();
   gc_set_percent(-1);  // allocation only: nothing is freed while the objects are checked

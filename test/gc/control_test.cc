@@ -280,9 +280,9 @@ static uint64_t hold_then_drop_mib(int mib) {
   gc_read_stats(&s);
   drop_population(hold, mib);
   size_t kept = require_freed_or_stack_held(hidden, 3).kept;
-  // Stale stack words may keep one or two (noscan: they hold nothing). The first object of
-  // an arena is the likeliest: the scavenger's and the growth's frames handle arena bases
-  // (seen under TSan: two arena bases, each named by a word of this thread's stack).
+  // Stale stack words may keep one or two (noscan: they hold nothing). Seen under TSan: two
+  // arena bases, each named by a word of this thread's stack, kept the arenas' first
+  // objects, before the heap stopped placing objects on a chunk's first page.
   REQUIRE(kept <= 2);
   return s.heap_sys;
 }
