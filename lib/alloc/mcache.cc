@@ -1,6 +1,8 @@
 // mcache: see mcache.h.
 #include "alloc/mcache.h"
 
+#include <iterator>
+
 #include "alloc/mheap.h"
 #include "trace/log.h"
 
@@ -39,11 +41,13 @@ void mcache::flush_counters() {
   if (pending.mallocs) {
     c.mallocs.fetch_add(pending.mallocs, std::memory_order_relaxed);
     c.total_alloc.fetch_add(pending.bytes, std::memory_order_release);
-    for (int cls = 0; cls < kNumSizeClasses; cls++)
-      if (pending.class_mallocs[cls]) {
+    for (size_t w = 0; w < std::size(pending.class_mask); w++)
+      for (uint64_t m = pending.class_mask[w]; m != 0; m &= m - 1) {
+        size_t cls = w * 64 + size_t(__builtin_ctzll(m));
         c.class_mallocs[cls].fetch_add(pending.class_mallocs[cls], std::memory_order_relaxed);
         pending.class_mallocs[cls] = 0;
       }
+    for (uint64_t& m : pending.class_mask) m = 0;
   }
   // Relaxed: the pacer's estimate. Two's complement: a negative delta subtracts.
   if (pending.live) c.heap_live.fetch_add(uint64_t(pending.live), std::memory_order_relaxed);

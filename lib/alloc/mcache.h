@@ -65,6 +65,10 @@ struct mcache : tricolor_cache {
     int64_t live = 0;      // heap_live (a refund is negative)
     uint64_t charged = 0;  // span bytes charged since the last flush
     uint64_t class_mallocs[kNumSizeClasses] = {};
+    // Bit cls: class_mallocs[cls] != 0. The flush visits only those classes: a walk of all
+    // of them took 490 of the 1,585 instructions of a 100 KiB allocation (callgrind), each
+    // large object flushing on its own.
+    uint64_t class_mask[(kNumSizeClasses + 63) / 64] = {};
   } pending;
   static constexpr uint64_t kCounterFlushBytes = 64 << 10;
   void flush_counters();
@@ -73,6 +77,7 @@ struct mcache : tricolor_cache {
     pending.mallocs += n;
     pending.bytes += bytes;
     pending.class_mallocs[cls] += n;
+    pending.class_mask[cls / 64] |= uint64_t{1} << (cls % 64);
   }
   // Counts what was handed out from s since it was cached; returns the bytes of the slots
   // that stayed free, whose up-front charge to heap_live the caller undoes.
