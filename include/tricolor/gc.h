@@ -285,7 +285,9 @@ static inline void gc_safepoint(void) {
 
 /* A region that touches no heap pointer (a system call, a lock wait): the collector never
  * waits for it. A thread that may wait for a lock held by another mutator must wait inside
- * such a region, or stopping the world could wait for it forever. Regions nest. */
+ * such a region, or stopping the world could wait for it forever. Regions nest. Inside
+ * one, gc_alloc and gc_alloc_noscan return NULL with a message (the collector counts the
+ * thread as stopped), and gc_write_ptr stores but shades directly while marking. */
 TRICOLOR_API void gc_blocking_begin(void);
 TRICOLOR_API void gc_blocking_end(void);
 

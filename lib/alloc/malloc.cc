@@ -27,17 +27,27 @@ namespace {
 
 inline constexpr size_t kMaxAlloc = size_t{1} << 46;  // beyond any address space we map
 
-[[gnu::cold, gnu::noinline]] void* unattached_alloc(size_t size) {
+const char* alloc_name(bool noscan) { return noscan ? "gc_alloc_noscan" : "gc_alloc"; }
+
+// The allocation entry points' refusals: before gc_init or after gc_shutdown, from a thread
+// that is not attached, inside a blocking region of the program's own.
+[[gnu::cold, gnu::noinline]] void* refused_alloc(size_t size, bool noscan) {
+  ThreadState* t = tls_thread;
   if (!collector_initialized())
-    log_error("gc_alloc(%zu) before gc_init (or after gc_shutdown): returns NULL", size);
+    log_error("%s(%zu) %s: returns NULL", alloc_name(noscan), size,
+              ever_initialized() ? "after gc_shutdown" : "before gc_init");
+  else if (!t)
+    log_error("%s(%zu) from a thread that is not attached; call gc_thread_attach() "
+              "first: returns NULL", alloc_name(noscan), size);
   else
-    log_error("gc_alloc(%zu) from a thread that is not attached; call gc_thread_attach() "
-              "first: returns NULL", size);
+    log_error("%s(%zu) inside gc_blocking_begin/end (a blocking region touches no heap "
+              "pointer; allocate before it or after it): returns NULL", alloc_name(noscan), size);
   return nullptr;
 }
 
-[[gnu::cold, gnu::noinline]] void* absurd_size(size_t size) {
-  log_error("gc_alloc(%zu): the size is beyond what the heap can hold: returns NULL", size);
+[[gnu::cold, gnu::noinline]] void* absurd_size(size_t size, bool noscan) {
+  log_error("%s(%zu): the size is beyond what the heap can hold: returns NULL",
+            alloc_name(noscan), size);
   return nullptr;
 }
 
@@ -274,6 +284,15 @@ void zero_large(mspan* s, size_t bytes) {
 }
 
 [[gnu::noinline]] void* alloc_large(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
+  // More than the machine's memory and swap can never be backed. mimalloc maps such a
+  // request without reserving it (MAP_NORESERVE), and the heap then spent seconds, with
+  // its lock held, and gigabytes writing the page map of a span of 2^42 bytes. The kernel's
+  // default overcommit heuristic refuses a mapping that large in the same way.
+  if (__builtin_expect(size > os_backable_bytes(), 0)) {
+    log_error("%s(%zu): more than the machine's memory and swap (%zu bytes)",
+              alloc_name(noscan), size, os_backable_bytes());
+    return out_of_memory(size);
+  }
   if (!noscan && !type) type = conservative_type();
   size_t npages = (size + kPageSize - 1) / kPageSize;
   ThreadPin pin(t);  // t is used after the hook: the fiber must stay on this thread
@@ -304,7 +323,7 @@ void zero_large(mspan* s, size_t bytes) {
 
 inline void* alloc_unpolled(ThreadState* t, size_t size, const gc_type* type, bool noscan) {
   if (size <= kMaxSmallSize) return alloc_small(t, size, type, noscan);
-  if (size > kMaxAlloc) return absurd_size(size);
+  if (size > kMaxAlloc) return absurd_size(size, noscan);
   return alloc_large(t, size, type, noscan);
 }
 
@@ -330,9 +349,21 @@ inline bool alloc_poll_pending() {
   return (__atomic_load_n(&tricolor_poll_request, __ATOMIC_RELAXED) & kAllocPollMask) != 0;
 }
 
+// Whether the calling thread may allocate: attached, and not inside a blocking region of
+// its own (tricolor_blocking_begin_saved clears the cache there). Stress builds keep no
+// cache, and ask the thread's record.
+inline bool may_allocate(ThreadState* t) {
+#if TRICOLOR_STRESS
+  return t != nullptr && !t->in_user_region();
+#else
+  (void)t;
+  return tricolor_tls_cache != nullptr;
+#endif
+}
+
 inline void* alloc_any(size_t size, const gc_type* type, bool noscan) {
   ThreadState* t = tls_thread;
-  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+  if (__builtin_expect(!may_allocate(t), 0)) return refused_alloc(size, noscan);
   if (__builtin_expect(alloc_poll_pending(), 0)) return alloc_polled(t, size, type, noscan);
   return alloc_unpolled(t, size, type, noscan);
 }
@@ -378,14 +409,14 @@ using namespace tricolor::internal;
 // mid-line, the same instructions took up to 10-15% longer per object (alloc-hot).
 extern "C" [[gnu::aligned(64)]] void*(gc_alloc)(size_t size, const gc_type* type) {
 #if TRICOLOR_STRESS
-  if (tls_thread) stress_alloc();
+  if (tls_thread && !tls_thread->in_user_region()) stress_alloc();
 #else
   // The fast path of a scan object: the run of the size's scan class hands out its next
   // slot if the run's type is this one (NULL: the conservative type). The type's noscan
   // flag is not read: a noscan type is never a scan run's type (alloc_small_slow), so it
   // misses here and takes the general path below, which files it in a noscan class.
   ThreadState* t = tls_thread;
-  if (__builtin_expect(t != nullptr && size <= kMaxSmallSize && !alloc_poll_pending(), 1)) {
+  if (__builtin_expect(may_allocate(t) && size <= kMaxSmallSize && !alloc_poll_pending(), 1)) {
     SpanClass sc = make_span_class(size_to_class(size), false);
     if (void* p = tricolor_run_bump_(&t->cache.run[sc], type)) return p;
     // An object of another type than the run's, or a run used up: straight to the slow
@@ -399,7 +430,7 @@ extern "C" [[gnu::aligned(64)]] void*(gc_alloc)(size_t size, const gc_type* type
 
 extern "C" [[gnu::aligned(64)]] void*(gc_alloc_noscan)(size_t size) {
   ThreadState* t = tls_thread;
-  if (__builtin_expect(t == nullptr, 0)) return unattached_alloc(size);
+  if (__builtin_expect(!may_allocate(t), 0)) return refused_alloc(size, true);
 #if TRICOLOR_STRESS
   stress_alloc();
   t = tls_thread;  // a fiber may resume on another thread after the collection

@@ -1,6 +1,7 @@
 // gc_type_new: precise pointer maps. See types.h.
 #include "alloc/types.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -44,22 +45,23 @@ extern "C" const gc_type* gc_type_new(const char* name, size_t size, const size_
               "of 8 (got %zu)", name, size);
     return nullptr;
   }
+  size_t end_words = 0;  // one past the last pointer word
+  for (size_t i = 0; i < count; i++) {
+    size_t off = offsets[i];
+    if (off % 8 || off >= size || size - off < 8) {
+      log_error("gc_type_new(\"%s\"): pointer offset %zu is not an aligned word inside %zu bytes",
+                name, off, size);
+      return nullptr;
+    }
+    end_words = std::max(end_words, off / 8 + 1);
+  }
   auto* t = new gc_type();
   t->name = strdup(name);
   t->size = size;
   t->words = (size + 7) / 8;
-  t->ptrmask.assign((t->words + 63) / 64, 0);
-  for (size_t i = 0; i < count; i++) {
-    size_t off = offsets[i];
-    if (off % 8 || off + 8 > size) {
-      log_error("gc_type_new(\"%s\"): pointer offset %zu is not an aligned word inside %zu bytes",
-                name, off, size);
-      free(const_cast<char*>(t->name));
-      delete t;
-      return nullptr;
-    }
-    t->ptrmask[off / 64 / 8] |= uint64_t{1} << (off / 8 % 64);
-  }
+  t->ptrmask.assign((end_words + 63) / 64, 0);
+  for (size_t i = 0; i < count; i++)
+    t->ptrmask[offsets[i] / 64 / 8] |= uint64_t{1} << (offsets[i] / 8 % 64);
   t->noscan = count == 0;
   t->conservative = false;
   t->tile64 = 0;

@@ -10,7 +10,9 @@ struct gc_type {
   const char* name;
   size_t size;                   // bytes of one element (a multiple of 8 if it has pointers)
   size_t words;                  // size / 8 (at least 1)
-  std::vector<uint64_t> ptrmask; // bit w = word w of an element is a pointer
+  // Bit w = word w of an element is a pointer; as long as the last pointer word needs (a
+  // type of 2^40 bytes with a pointer at its start takes one word, not 2 GiB).
+  std::vector<uint64_t> ptrmask;
   uint64_t tile64;               // bits for words 0..63 of an object of repeated elements
   bool noscan;                   // no pointer at all
   bool conservative;             // every word may be a pointer (the type of gc_alloc(n, NULL))
@@ -18,7 +20,7 @@ struct gc_type {
   bool word_is_ptr(size_t w) const {
     if (conservative) return true;
     size_t i = w % words;
-    return ptrmask[i / 64] >> (i % 64) & 1;
+    return i / 64 < ptrmask.size() && (ptrmask[i / 64] >> (i % 64) & 1);
   }
 };
 

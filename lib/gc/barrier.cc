@@ -37,7 +37,7 @@ namespace tricolor::internal {
 void shade_if_marking(const void* p) {
   if (!__atomic_load_n(&tricolor_barrier_on, __ATOMIC_RELAXED) || !p) return;
   ThreadState* t = current_thread();
-  if (t) {
+  if (t && !t->in_user_region()) {
     if (t->wbuf.n == WbBuf::kEntries) flush_wbuf(t);
     t->wbuf.buf[t->wbuf.n++] = reinterpret_cast<uintptr_t>(p);
     return;
@@ -64,7 +64,8 @@ inline void record(ThreadState* t, void* old, void* value) {
 }
 
 // The barrier's rare cases, out of line so that the common one needs no stack frame: a
-// NULL slot, an unattached thread, a full buffer.
+// NULL slot, an unattached thread, a thread inside a blocking region of its own, a full
+// buffer.
 [[gnu::noinline]] void write_ptr_rare(void* slot, void* value) {
   if (__builtin_expect(slot == nullptr, 0)) {
     // The value is dropped, not lost: the caller still holds it (it is an argument).
@@ -82,6 +83,16 @@ inline void record(ThreadState* t, void* old, void* value) {
     });
     shade_if_marking(old);
     shade_if_marking(value);
+  } else if (t->in_user_region()) {
+    // The collector counts the thread as stopped and may be flushing its buffer: the
+    // values are shaded directly, as for an unattached thread.
+    static std::once_flag once;
+    std::call_once(once, [] {
+      log_error("gc_write_ptr inside gc_blocking_begin/end (a blocking region touches no "
+                "heap pointer); stored, and shaded directly");
+    });
+    shade_if_marking(old);
+    shade_if_marking(value);
   } else {
     if (t->wbuf.n + 2 > WbBuf::kEntries) flush_wbuf(t);
     record(t, old, value);
@@ -93,7 +104,9 @@ inline void record(ThreadState* t, void* old, void* value) {
 
 extern "C" void tricolor_write_ptr_slow(void* slot, void* value) {
   ThreadState* t = current_thread();
-  if (__builtin_expect(slot == nullptr || t == nullptr || t->wbuf.n + 2 > WbBuf::kEntries, 0))
+  // No cache: not attached, or inside a blocking region of its own (or a stress build).
+  if (__builtin_expect(slot == nullptr || tricolor_tls_cache == nullptr ||
+                       t->wbuf.n + 2 > WbBuf::kEntries, 0))
     return write_ptr_rare(slot, value);  // a tail call
   void** s = static_cast<void**>(slot);
   // Relaxed: the slot's old value; this thread's own earlier stores are seen in order.

@@ -54,7 +54,7 @@ int mode() {
   if (m >= 0) return m;
   const char* e = getenv("TRICOLOR_CHECKMARK");
   int v = 0;
-  if (e && *e) {
+  if (e) {  // set but empty is malformed, as for the other variables
     if (!strcmp(e, "strict")) v = 2;
     else if (!strcmp(e, "1")) v = 1;
     else if (strcmp(e, "0") != 0)

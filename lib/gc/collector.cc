@@ -1142,6 +1142,14 @@ void* out_of_memory(size_t request) {
               static_cast<unsigned long long>(heap().counters.pages_inuse.load() * kPageSize));
     abort();
   }
+  // An allocation the handler makes that fails too returns NULL without calling the
+  // handler again (it would recurse for as long as the heap stays full).
+  static thread_local bool in_handler = false;
+  if (in_handler) return nullptr;
+  struct InHandler {  // reset also if the handler throws
+    InHandler() { in_handler = true; }
+    ~InHandler() { in_handler = false; }
+  } guard;
   fn(request);
   return nullptr;
 }
@@ -1472,9 +1480,16 @@ void gc_shutdown(void) {
               "ignored: call it after gc_run returns");
     return;
   }
+  // A cycle may be stopping the world meanwhile: it holds the thread registry's lock and
+  // waits for this thread, and the controller finishes that cycle before it ends. The
+  // shutdown waits for both inside a blocking region (with a cycle forced every few
+  // microseconds it hung, taking the lock, within a few rounds).
+  bool attached = current_thread() != nullptr;
+  if (attached) gc_blocking_begin();
   // Their records would be freed under them: the next allocation of such a thread bumped
   // a run of the released heap, its gc_blocking_end read freed memory.
   if (int n = other_attached_threads(); n > 0) {
+    if (attached) gc_blocking_end();
     log_error("gc_shutdown called while %d other thread(s) are attached (they may hold heap "
               "objects); ignored: detach them first", n);
     return;
@@ -1499,6 +1514,7 @@ void gc_shutdown(void) {
   }
   g_workers.clear();
   stop_background_sweeper();
+  if (attached) gc_blocking_end();  // no cycle runs any more
   heaptrace_close();  // reads the statistics for its `end` event: g_mu must be free
   detach_all_for_shutdown();
   heap().destroy();

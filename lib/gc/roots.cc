@@ -115,7 +115,14 @@ using namespace tricolor::internal;
 
 extern "C" void gc_add_root(void* start, size_t bytes) {
   if (!start || bytes == 0) {
-    log_error("gc_add_root(%p, %zu): empty range ignored", start, bytes);
+    log_error("gc_add_root(%p, %zu): %s; ignored", start, bytes, !start ? "NULL start" : "empty range");
+    return;
+  }
+  // A range past the end of the address space (a size computed wrong: SIZE_MAX) would be
+  // scanned until the scan faults.
+  if (bytes > UINTPTR_MAX - reinterpret_cast<uintptr_t>(start)) {
+    log_error("gc_add_root(%p, %zu): the range runs past the end of the address space; ignored",
+              start, bytes);
     return;
   }
   std::lock_guard<std::mutex> g(g_roots_mu);

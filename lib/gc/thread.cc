@@ -325,6 +325,12 @@ void gc_thread_detach(void) {
   ThreadState* t = tls_thread;
   if (!t) return;  // an unattached thread holds no heap pointer: nothing to do
   if (t->blocking_depth++ > 0) return;
+  // gc.h's inline allocation and barrier paths find no cache inside a region of the
+  // program's own and call the library, which refuses the allocation and shades the
+  // barrier's values directly: the collector, which counts this thread as stopped, may
+  // flush the thread's runs and write buffer meanwhile (a client's allocation inside a
+  // region corrupted the heap). Restored by the gc_blocking_end that closes the region.
+  if (t->collector_waits == 0) tricolor_tls_cache = nullptr;
   stack_park_saved(t->current, regs, sp);
   t->status.store(ThreadStatus::kBlocking, std::memory_order_seq_cst);
   g_stopped_cv.notify_all();
@@ -339,6 +345,7 @@ void gc_blocking_end(void) {
     return;
   }
   if (--t->blocking_depth > 0) return;
+  set_tls_thread(t);  // the cache again (tricolor_blocking_begin_saved)
   // Dekker with stop_the_world: publish "running", then look for a stop request.
   t->status.store(ThreadStatus::kRunning, std::memory_order_seq_cst);
   if (g_stw_requested.load(std::memory_order_seq_cst)) {

@@ -61,6 +61,11 @@ struct ThreadState {
   // > 0 while the thread waits for the collector itself (collector_wait_begin): a blocking
   // region for the collector that keeps the fiber's P (lib/sched does not hand it off).
   int collector_waits = 0;
+  // Inside a blocking region of the program's own (gc_blocking_begin), not only collector
+  // waits: the region touches no heap pointer (DESIGN.md), and the collector treats the
+  // thread as stopped, flushing its write buffer and its allocation runs meanwhile. An
+  // allocation there is refused and a barrier shades directly (docs/misuse.md).
+  bool in_user_region() const { return blocking_depth > collector_waits; }
   // Allocation since the last assist, during marking. The collector resets it with the
   // world stopped, also for a thread inside a blocking region; a relaxed atomic (plain
   // loads and stores on x86-64) so that reset can never tear or race with the owner.

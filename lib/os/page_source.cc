@@ -3,6 +3,7 @@
 
 #include <mimalloc.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,6 +39,16 @@ void* os_reserve_zeroed(size_t bytes) {
 }
 
 void os_unreserve(void* p, size_t bytes) { munmap(p, bytes); }
+
+size_t os_backable_bytes() {
+  static const size_t bytes = [] {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) return SIZE_MAX;
+    unsigned __int128 b = (unsigned __int128)(si.totalram + si.totalswap) * si.mem_unit;
+    return b > SIZE_MAX ? SIZE_MAX : size_t(b);
+  }();
+  return bytes;
+}
 
 size_t os_rss_bytes() {
   FILE* f = fopen("/proc/self/statm", "r");

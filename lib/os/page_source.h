@@ -19,6 +19,9 @@ void os_release(void* p, size_t bytes);
 // Zeroed, lazily committed memory for large metadata tables (never freed).
 void* os_reserve_zeroed(size_t bytes);
 void os_unreserve(void* p, size_t bytes);
+// The machine's memory and swap in bytes (sysinfo; SIZE_MAX if unknown): the most one
+// object can ever be backed by.
+size_t os_backable_bytes();
 // Resident set size of the process in bytes (from /proc/self/statm), 0 if unknown.
 size_t os_rss_bytes();
 

@@ -1070,7 +1070,7 @@ extern "C" {
 
 int gc_run(gc_fiber_fn main_fn, void* arg) {
   if (!collector_initialized()) {
-    log_error("gc_run called before gc_init");
+    log_error("gc_run called %s", ever_initialized() ? "after gc_shutdown" : "before gc_init");
     return -1;
   }
   if (!main_fn) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include <sys/sysinfo.h>
+
 #include "capture.h"
 #include "tricolor/fiber.h"
 #include "tricolor/gc.h"
@@ -134,6 +136,106 @@ TEST_CASE("a size the memory limit cannot hold calls the OOM handler and returns
   check_live_list();
 }
 
+TEST_CASE("a size beyond the machine's memory and swap calls the OOM handler at once",
+          "[api][misuse]") {
+  ensure_heap();
+  struct sysinfo si;
+  REQUIRE(sysinfo(&si) == 0);
+  unsigned __int128 backable = (unsigned __int128)(si.totalram + si.totalswap) * si.mem_unit;
+  size_t size = size_t{1} << 46;  // the largest size the heap takes
+  if (backable >= size) SUCCEED("this machine's memory and swap reach 2^46 bytes");
+  else {
+    gc_set_oom_handler(count_oom);
+    g_oom_calls = 0;
+    // Mapped without a reservation, such a span wrote a page map of gigabytes for seconds.
+    CHECK_THAT(stderr_of([&] { CHECK(gc_alloc_noscan(size) == nullptr); }),
+               Catch::Contains("gc_alloc_noscan(" + std::to_string(size) + "): more than the "
+                               "machine's memory and swap"));
+    CHECK(g_oom_calls == 1);
+    CHECK(g_oom_request == size);
+    CHECK(gc_alloc(size_t(backable) + 4096, nullptr) == nullptr);
+    CHECK(g_oom_calls == 2);
+    gc_set_oom_handler(nullptr);
+  }
+  check_live_list();
+}
+
+namespace {
+int g_reentrant_calls = 0;
+void* g_reentrant_got = reinterpret_cast<void*>(1);
+void allocating_oom(size_t n) {
+  g_reentrant_calls++;
+  g_reentrant_got = gc_alloc_noscan(n);  // fails too: must not call this handler again
+}
+}  // namespace
+
+TEST_CASE("an OOM handler whose own allocation fails is not called again for it",
+          "[api][misuse]") {
+  ensure_heap();
+  gc_set_oom_handler(allocating_oom);
+  g_reentrant_calls = 0;
+  size_t old = gc_set_memory_limit(1);
+  CHECK(gc_alloc_noscan(1 << 20) == nullptr);
+  CHECK(g_reentrant_calls == 1);
+  CHECK(g_reentrant_got == nullptr);
+  gc_set_memory_limit(old);
+  gc_set_oom_handler(nullptr);
+  CHECK(gc_alloc_noscan(1 << 20) != nullptr);
+  check_live_list();
+}
+
+TEST_CASE("allocation inside a blocking region returns NULL with a message", "[api][misuse]") {
+  ensure_heap();
+  // The collector counts the thread as stopped and flushes its runs meanwhile: allocating
+  // there corrupted the heap (a client's list built inside a region).
+  void* got[6];
+  std::string out = stderr_of([&] {
+    gc_blocking_begin();
+    got[0] = gc_alloc(sizeof(Cell), cell_type());  // gc.h's inline path
+    got[1] = gc_alloc_noscan(24);
+    got[2] = gc_alloc_noscan(3);                    // tiny
+    got[3] = (gc_alloc)(sizeof(Cell), cell_type()); // the library's function
+    got[4] = (gc_alloc_noscan)(100 << 10);          // large
+    gc_blocking_begin();                            // nested: still inside
+    got[5] = gc_alloc(64, nullptr);
+    gc_blocking_end();
+    gc_blocking_end();
+  });
+  for (void* p : got) CHECK(p == nullptr);
+  CHECK_THAT(out, Catch::Contains("gc_alloc(16) inside gc_blocking_begin/end"));
+  CHECK_THAT(out, Catch::Contains("gc_alloc_noscan(24) inside gc_blocking_begin/end"));
+  CHECK_THAT(out, Catch::Contains("gc_alloc_noscan(102400) inside gc_blocking_begin/end"));
+  // After the region, allocation works, by both paths.
+  auto* c = static_cast<Cell*>(gc_alloc(sizeof(Cell), cell_type()));
+  REQUIRE(c != nullptr);
+  CHECK(gc_base(c) == c);
+  CHECK(gc_alloc_noscan(3) != nullptr);
+  check_live_list();
+}
+
+TEST_CASE("gc_type_new sizes its pointer map by the last pointer, not by the type",
+          "[api][misuse]") {
+  ensure_heap();
+  // 2^40 bytes with one pointer at its start: a map of one word (it was 2^40 / 64 bytes).
+  size_t first[] = {0};
+  const gc_type* t = gc_type_new("Huge", size_t{1} << 40, first, 1);
+  REQUIRE(t != nullptr);
+  CHECK(gc_type_new("HugeNoPointers", size_t{1} << 40, nullptr, 0) != nullptr);
+  // A small object of that type is scanned by its first word: its target stays alive.
+  static void* holder[1];
+  gc_add_root(holder, sizeof holder);
+  auto** obj = static_cast<void**>(gc_alloc(64, t));
+  REQUIRE(obj != nullptr);
+  holder[0] = obj;
+  gc_write_ptr(&obj[0], gc_alloc_noscan(32));
+  uintptr_t target = reinterpret_cast<uintptr_t>(obj[0]) ^ 0x5a5a5a5a5a5a5a5aull;
+  obj = nullptr;
+  gc_collect();
+  CHECK(gc_base(reinterpret_cast<void*>(target ^ 0x5a5a5a5a5a5a5a5aull)) != nullptr);
+  gc_remove_root(holder);
+  check_live_list();
+}
+
 TEST_CASE("gc_type_new rejects bad layouts with NULL", "[api][misuse]") {
   ensure_heap();
   size_t good[] = {0, 8};
@@ -213,7 +315,12 @@ TEST_CASE("gc_write_ptr into a slot outside the heap is a plain store", "[api][m
 TEST_CASE("roots: NULL, empty and unknown ranges are ignored with a message", "[api][misuse]") {
   ensure_heap();
   static void* area[4];
-  CHECK_THAT(stderr_of([] { gc_add_root(nullptr, 64); }), Catch::Contains("gc_add_root"));
+  CHECK_THAT(stderr_of([] { gc_add_root(nullptr, 64); }),
+             Catch::Contains("gc_add_root") && Catch::Contains("NULL start"));
+  // A range past the end of the address space is refused, not scanned into a fault.
+  CHECK_THAT(stderr_of([] { gc_add_root(area, SIZE_MAX); }),
+             Catch::Contains("gc_add_root") && Catch::Contains("past the end of the address space"));
+  CHECK_THAT(stderr_of([] { gc_remove_root(area); }), Catch::Contains("no root registered"));
   CHECK_THAT(stderr_of([] { gc_add_root(area, 0); }), Catch::Contains("gc_add_root"));
   CHECK_THAT(stderr_of([] { gc_remove_root(nullptr); }), Catch::Contains("gc_remove_root"));
   CHECK_THAT(stderr_of([] { gc_remove_root(area); }),  // never added
@@ -251,7 +358,7 @@ TEST_CASE("an unattached thread gets NULL from the allocator and no-ops elsewher
   });
   gc_blocking_end();
   CHECK_THAT(said, Catch::Contains("gc_alloc(16) from a thread that is not attached"));
-  CHECK_THAT(said, Catch::Contains("gc_alloc(8) from a thread that is not attached"));
+  CHECK_THAT(said, Catch::Contains("gc_alloc_noscan(8) from a thread that is not attached"));
   CHECK_THAT(said, Catch::Contains("gc_thread_detach called on a thread that is not attached"));
   CHECK(results[0] == nullptr);
   CHECK(results[1] == nullptr);
