@@ -253,6 +253,35 @@ TEST_CASE("a store of an object from the thread's black run queues nothing", "[g
   REQUIRE(verify_heap(false) == 0);
 }
 
+TEST_CASE("a store inside a blocking region of the thread's own shades directly, not through "
+          "its buffer", "[gc][barrier]") {
+  ensure_heap();
+  gc_collect();
+  Obj* holder = new_obj(1);
+  Obj* old_v = new_obj(2);
+  Obj* new_v = new_obj(3);
+  holder->a = old_v;  // before the mark: no barrier
+  test_set_hold(true);
+  test_start_cycle();
+  const WbBuf& b = current_thread()->wbuf;
+  int n0 = b.n;
+  CHECK(!test_is_marked(old_v));
+  CHECK(!test_is_marked(new_v));
+  // The collector counts the thread as stopped inside the region and may flush its buffer
+  // at the same time: the values go to the mark queue directly.
+  gc_blocking_begin();
+  gc_write_ptr(&holder->a, new_v);
+  gc_blocking_end();
+  CHECK(holder->a == new_v);
+  CHECK(b.n == n0);
+  CHECK(test_is_marked(old_v));
+  CHECK(test_is_marked(new_v));
+  holder = old_v = new_v = nullptr;
+  test_set_hold(false);
+  test_wait_cycle_done();
+  REQUIRE(verify_heap(false) == 0);
+}
+
 // Go's gcMarkDone ragged barrier: a running thread flushes its write-barrier buffer at a
 // safepoint before the world stops, so the mark termination pause greys nothing of it.
 TEST_CASE("running threads flush their barrier buffers before mark termination stops the world",
