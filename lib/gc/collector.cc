@@ -89,7 +89,7 @@ struct SweepRecord {
   uint64_t done_ns = 0;
 };
 SweepRecord g_sweep;
-std::atomic<bool> g_stop{false};  // read by workers under their own lock
+std::atomic<bool> g_stop{false};  // exit or gc_shutdown: no cycle starts, waiters return
 uint64_t g_last_cycle_end_ns = 0;
 std::atomic<Phase> g_phase{Phase::kOff};
 std::atomic<bool> g_user_cycle{false};  // mark workers run flat out
@@ -124,6 +124,11 @@ void publish_trigger() {
 std::thread* g_controller = nullptr;
 std::vector<std::thread*>& g_workers = *new std::vector<std::thread*>;  // leaked: threads run until exit
 std::mutex g_worker_mu;
+// The mark workers leave (gc_shutdown), once the controller has: a cycle it still runs
+// after g_stop (one an allocating thread started) needs them, since the stacks of threads
+// in blocking regions, gc_shutdown's caller among them, are scanned by the workers. Workers
+// that left at g_stop hung gc_shutdown. Guarded by g_worker_mu.
+bool g_workers_stop = false;
 std::condition_variable& g_worker_cv = *new std::condition_variable;  // leaked: waited on at exit — workers wait here for a mark phase
 std::atomic<uint64_t> g_mark_start_ns{0};
 std::atomic<uint64_t> g_worker_cpu_ns{0};
@@ -326,9 +331,9 @@ void mark_worker_loop() {
     {
       std::unique_lock<std::mutex> g(g_worker_mu);
       g_worker_cv.wait(g, [] {
-        return g_stop || g_phase.load(std::memory_order_acquire) == Phase::kMark;
+        return g_workers_stop || g_phase.load(std::memory_order_acquire) == Phase::kMark;
       });
-      if (g_stop) return;
+      if (g_workers_stop) return;
     }
     uint64_t cpu0 = thread_cpu_ns();
     uint64_t mark_start = g_mark_start_ns.load(std::memory_order_acquire);
@@ -384,7 +389,7 @@ void mark_worker_loop() {
     // Wait until the phase leaves kMark before looking again.
     std::unique_lock<std::mutex> g(g_worker_mu);
     g_worker_cv.wait_for(g, std::chrono::milliseconds(1), [] {
-      return g_stop || g_phase.load(std::memory_order_acquire) != Phase::kMark;
+      return g_workers_stop || g_phase.load(std::memory_order_acquire) != Phase::kMark;
     });
   }
 }
@@ -1435,6 +1440,10 @@ int gc_init(const gc_options* o) {
     publish_trigger();
     g_request = false;
     g_stop = false;
+    {
+      std::lock_guard<std::mutex> w(g_worker_mu);
+      g_workers_stop = false;
+    }
     g_cycles_started = g_cycles_done = g_cycles_swept = g_waiter_swept = 0;
     g_request_user_sweeps = false;
     g_cycle_active = g_handoff_pending = false;
@@ -1506,6 +1515,7 @@ void gc_shutdown(void) {
   }
   {
     std::lock_guard<std::mutex> g(g_worker_mu);
+    g_workers_stop = true;
   }
   g_worker_cv.notify_all();
   for (auto* w : g_workers) {
