@@ -71,7 +71,10 @@ namespace {
 // statistic, exact once the span is back in its mcentral), so not instrumented by TSan.
 __attribute__((no_sanitize("thread"))) void count_span(gc_class_stats* all, const mspan* s) {
   gc_class_stats& e = all[s->size_class()];
-  uint32_t n = s->alloc_count;
+  // A large span in use holds its one object: its count is 0 only for an instant, between
+  // the span's publication and the allocation's count, or between the sweep that frees the
+  // object and the span's release; read then, it showed a free large object.
+  uint32_t n = s->size_class() == 0 ? 1 : s->alloc_count;
   e.spans++;
   e.objects += n;
   e.bytes_free += uint64_t(s->nelems - std::min(n, s->nelems)) * s->elemsize;
