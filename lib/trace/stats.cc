@@ -17,6 +17,7 @@ using namespace tricolor::internal;
 extern "C" void gc_read_stats(gc_stats* s) {
   if (!s) return;
   memset(s, 0, sizeof *s);
+  if (!ever_initialized()) return;  // no heap yet: every figure zero (docs/misuse.md)
   auto& c = alloc_counters();
   auto& h = heap();
   auto& cs = collector_stats();
