@@ -287,7 +287,7 @@ static inline void gc_safepoint(void) {
  * waits for it. A thread that may wait for a lock held by another mutator must wait inside
  * such a region, or stopping the world could wait for it forever. Regions nest. Inside
  * one, gc_alloc and gc_alloc_noscan return NULL with a message (the collector counts the
- * thread as stopped), and gc_write_ptr stores but shades directly while marking. */
+ * thread as stopped); gc_write_ptr there is not safe (docs/misuse.md). */
 TRICOLOR_API void gc_blocking_begin(void);
 TRICOLOR_API void gc_blocking_end(void);
 
@@ -313,7 +313,8 @@ TRICOLOR_API gc_oom_fn gc_set_oom_handler(gc_oom_fn fn);
 
 typedef struct gc_stats {
   uint64_t heap_alloc;     /* bytes in allocated objects (live + not yet swept) */
-  uint64_t heap_sys;       /* bytes of arenas obtained from the OS page source */
+  uint64_t heap_sys;       /* bytes of arenas obtained from the OS page source, less the
+                              first page of each chunk (it holds no object) */
   uint64_t heap_inuse;     /* bytes in spans with at least one object */
   uint64_t heap_idle;      /* heap_sys - heap_inuse */
   uint64_t heap_released;  /* idle bytes returned to the OS */

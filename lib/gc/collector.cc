@@ -862,7 +862,9 @@ void on_process_exit() {
     g_stop = true;
   }
   g_cv.notify_all();
-  if (current_thread()) gc_blocking_begin();
+  // A collector wait, not a region of the program's own: exit handlers that run after
+  // this one (registered before gc_init) may still allocate, as before.
+  collector_wait_begin();
 }
 
 void request_cycle(CycleReason reason) {
@@ -1147,14 +1149,9 @@ void* out_of_memory(size_t request) {
               static_cast<unsigned long long>(heap().counters.pages_inuse.load() * kPageSize));
     abort();
   }
-  // An allocation the handler makes that fails too returns NULL without calling the
-  // handler again (it would recurse for as long as the heap stays full).
-  static thread_local bool in_handler = false;
-  if (in_handler) return nullptr;
-  struct InHandler {  // reset also if the handler throws
-    InHandler() { in_handler = true; }
-    ~InHandler() { in_handler = false; }
-  } guard;
+  // An allocation the handler makes that fails calls it again, nested (docs/misuse.md): a
+  // guard flag would stay set after a handler that leaves by longjmp, as C programs do,
+  // and every later failure on the thread would return NULL without the handler.
   fn(request);
   return nullptr;
 }

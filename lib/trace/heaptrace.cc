@@ -19,6 +19,7 @@
 
 #include "alloc/mheap.h"
 #include "alloc/sizeclasses.h"
+#include "gc/thread.h"
 #include "os/clock.h"
 #include "trace/log.h"
 #include "trace/samples.h"
@@ -194,9 +195,15 @@ namespace {
 void heaptrace_sync() {
   Writer* w = g_w.load(std::memory_order_relaxed);
   if (!w) return;
-  std::unique_lock<std::mutex> g(w->mu);
-  uint64_t target = w->queued;
-  w->written_cv.wait_for(g, std::chrono::seconds(1), [&] { return w->written >= target || w->stop; });
+  // A collector wait: a stop of the world does not wait for this thread meanwhile.
+  collector_wait_begin();
+  {
+    std::unique_lock<std::mutex> g(w->mu);
+    uint64_t target = w->queued;
+    w->written_cv.wait_for(g, std::chrono::seconds(1),
+                           [&] { return w->written >= target || w->stop; });
+  }
+  collector_wait_end();
 }
 }  // namespace
 
