@@ -1559,19 +1559,23 @@ void clear_stack_if_room() {
     ~InCollect() { tls_in_collect = was; }
   } in_collect;
   uint64_t target;
+  bool attached = current_thread() != nullptr;
+  // A caller inside a blocking region of its own counts as stopped throughout: it must
+  // not sweep (into its page cache, which a stop of the world may flush meanwhile), and
+  // the background sweeper does the sweep instead.
+  bool sweeps = attached && !current_thread()->in_user_region();
   {
     std::lock_guard<std::mutex> g(g_mu);
     target = g_cycles_started + 1;
     g_request = true;
     g_request_user = true;
-    g_request_user_sweeps |= current_thread() != nullptr;
+    g_request_user_sweeps |= sweeps;
     g_request_reason = CycleReason::kUser;
   }
   // In the blocking region before the controller is woken (see start_cycle_from_allocation).
-  bool attached = current_thread() != nullptr;
   if (attached) gc_blocking_begin();
   g_cv.notify_all();
-  if (attached) {
+  if (sweeps) {
     // Go's runtime.GC: the caller sweeps once the mark is over, here the whole heap (the
     // controller waits for it and the background sweeper is not woken). The spans it
     // empties go back to its own page cache (mheap::free_span), and the span structs,
