@@ -223,15 +223,18 @@ TEST_CASE("with the background sweeper held, allocation sweeps the spans it need
   ensure_heap();
   constexpr size_t kSize = 48;
   gc_collect();
+  // No trigger, from before the garbage is made: a thread whose allocation crossed it would
+  // sweep every span left before it started the next cycle (start_cycle_from_allocation),
+  // and allocation would sweep none. (Set after the garbage, a cycle the garbage had
+  // started could still be marking: its end satisfied the wait below, and the requested
+  // cycle after it swept everything at its start: 1 run in 10 with two test processes.)
+  int pct = gc_set_percent(-1);
   // Garbage of one class, spread over many spans.
   on_fresh_thread([&] {
     for (int i = 0; i < scaled(100000); i++) gc_alloc_noscan(kSize);
   });
   uint64_t marked0 = cycles_marked();
   test_hold_background_sweeper(true);
-  // No trigger: a thread whose allocation crossed it would sweep every span left before it
-  // started the next cycle (start_cycle_from_allocation), and allocation would sweep none.
-  int pct = gc_set_percent(-1);
   // A cycle nobody waits for: the held background sweeper is its only sweeper.
   test_request_background_cycle();
   // The cycle is marked; its spans are left unswept.
