@@ -65,12 +65,19 @@ TEST_CASE("child: a fiber recurses without bound", "[.][sched][overflow][child]"
   fprintf(stderr, "gc_run returned\n");
 }
 
-TEST_CASE("child: a fiber writes to a page mapped PROT_NONE", "[.][sched][overflow][child]") {
+namespace {
+// A fiber writes to a page mapped PROT_NONE: a fault outside any guard page.
+void fault_on_a_fiber() {
   run_fibers(2, [] {
     volatile char* p = protected_page();
     p[0] = 1;
   });
   fprintf(stderr, "gc_run returned\n");
+}
+}  // namespace
+
+TEST_CASE("child: a fiber writes to a page mapped PROT_NONE", "[.][sched][overflow][child]") {
+  fault_on_a_fiber();
 }
 
 TEST_CASE("child: a fiber faults under a SIGSEGV handler installed before gc_run",
@@ -80,11 +87,7 @@ TEST_CASE("child: a fiber faults under a SIGSEGV handler installed before gc_run
   sa.sa_sigaction = prior_handler;
   sa.sa_flags = SA_SIGINFO;
   sigaction(SIGSEGV, &sa, nullptr);
-  run_fibers(2, [] {
-    volatile char* p = protected_page();
-    p[0] = 1;
-  });
-  fprintf(stderr, "gc_run returned\n");
+  fault_on_a_fiber();
 }
 
 TEST_CASE("a fiber stack overflow says so and the process dies by SIGSEGV",
