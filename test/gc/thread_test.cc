@@ -64,6 +64,10 @@ bool wait_until(F&& done) {
 TEST_CASE("a thread that does not reach a safepoint is named, and the stop completes once it "
           "does", "[gc][thread]") {
   ensure_heap();
+  // The spinner holds every stop of the world up until this thread releases it: a stress
+  // collection of this thread's own (stress builds: at the end of a blocking region) would
+  // wait for that stop and never release it (the gc-stress run hung so).
+  StressCollectionsHeld no_stress;
   set_stop_warn_ns(100 * 1000000ull);  // 0.1 s instead of 1 s
   std::atomic<bool> release{false}, spinning{false}, collected{false};
   std::atomic<long> tid{0};
