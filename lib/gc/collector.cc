@@ -327,6 +327,7 @@ int64_t background_slice() {
 }
 
 void mark_worker_loop() {
+  set_thread_name("tricolor-mark");
   for (;;) {
     {
       std::unique_lock<std::mutex> g(g_worker_mu);
@@ -795,6 +796,7 @@ uint64_t force_period() {
 // The controller thread: runs requested cycles, forces one when none ran for the period
 // (Go's forcegc), and paces the scavenger.
 void controller_loop() {
+  set_thread_name("tricolor-gc");
   uint64_t next_scavenge = monotonic_ns() + std::min<uint64_t>(scavenge_delay() / 4, 1000000000);
   for (;;) {
     CycleReason reason;

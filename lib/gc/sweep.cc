@@ -1,4 +1,5 @@
 // Sweeping: see sweep.h.
+#include "os/cpu.h"
 #include "gc/sweep.h"
 
 #include <sched.h>
@@ -220,6 +221,7 @@ void start_background_sweeper() {
     // priority). That is before the stop of the world, so not a pause, but the thread that
     // starts the cycle waits.
     // Failure (a platform without per-thread nice) leaves it at normal priority.
+    set_thread_name("tricolor-sweep");
     long tid = syscall(SYS_gettid);
     setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 19);
     g_bg_tid.store(tid, std::memory_order_release);

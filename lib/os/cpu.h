@@ -1,6 +1,7 @@
 // A spin-wait hint for the CPU (x86 PAUSE, Arm YIELD): spin loops call it between polls.
 #pragma once
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <cstdint>
@@ -22,6 +23,19 @@ inline void cpu_relax() {
 inline void spin_or_yield(uint64_t start_ns, uint64_t now_ns, uint64_t spin_ns = 5000) {
   if (now_ns - start_ns < spin_ns) cpu_relax();
   else sched_yield();
+}
+
+
+// Names the calling thread as `top -H`, gdb and /proc/<pid>/task/*/comm show it: the
+// collector's own threads were otherwise indistinguishable from the program's (each took
+// the process's name). Linux allows 15 characters; a longer name is cut there. Failure is
+// harmless (the thread keeps its old name).
+inline void set_thread_name(const char* name) {
+  char buf[16];
+  size_t i = 0;
+  for (; name[i] && i < sizeof buf - 1; i++) buf[i] = name[i];
+  buf[i] = '\0';
+  pthread_setname_np(pthread_self(), buf);
 }
 
 }  // namespace tricolor::internal

@@ -791,6 +791,9 @@ void mstart(M* m) {
   gc_thread_attach();
   ThreadState* t = current_thread();
   snprintf(t->name, sizeof t->name, "fiber worker %d", m->id);  // named in STW warnings
+  char os_name[16];
+  snprintf(os_name, sizeof os_name, "tricolor-m%d", m->id);
+  set_thread_name(os_name);
   init_g0(m);
   altstack_begin(&m->sigstack);  // a fiber stack overflow is reported on it (overflow.cc)
   P* p;

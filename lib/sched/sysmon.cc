@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "os/cpu.h"
 #include "gc/stacks.h"
 #include "os/clock.h"
 #include "sched/sched.h"
@@ -87,6 +88,7 @@ int retake(uint64_t now) {
 }
 
 void sysmon_loop() {
+  set_thread_name("tricolor-sysmon");
   uint64_t delay = kMinDelayNs;
   int idle = 0;
   for (;;) {

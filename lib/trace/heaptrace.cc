@@ -1,5 +1,6 @@
 // Heap-trace dumps and gctrace lines. See heaptrace.h; both formats are documented in
 // docs/tracing.md (keep it in step with every event and field written here).
+#include "os/cpu.h"
 #include "trace/heaptrace.h"
 
 #include <unistd.h>
@@ -50,6 +51,7 @@ std::atomic<Writer*> g_w{nullptr};
 std::atomic<bool> g_enabled{false};
 
 void writer_loop(Writer* w) {
+  set_thread_name("tricolor-trace");
   std::unique_lock<std::mutex> g(w->mu);
   bool failed = false;
   for (;;) {

@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -385,4 +388,28 @@ TEST_CASE("gc_thread_detach on a fiber is refused", "[gc][thread]") {
   REQUIRE(rc == 0);
   CHECK(attached_after);
   CHECK(std::string(text).find("gc_thread_detach called on a fiber") != std::string::npos);
+}
+
+// The collector's own threads carry names (top -H, gdb): they took the process's name, like
+// the program's threads, and nothing told them apart. The program's threads keep theirs.
+TEST_CASE("the collector's threads are named, the program's are left alone", "[gc][thread]") {
+  ensure_heap();
+  gc_collect();  // the workers and the sweeper have run
+  std::string own;
+  {
+    std::ifstream f("/proc/self/comm");
+    std::getline(f, own);
+  }
+  std::multiset<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(e.path() / "comm");
+    std::string n;
+    std::getline(f, n);
+    names.insert(n);
+  }
+  INFO("main thread: " << own);
+  CHECK(own.rfind("tricolor-", 0) != 0);
+  CHECK(names.count("tricolor-gc") == 1);
+  CHECK(names.count("tricolor-mark") >= 1);
+  CHECK(names.count("tricolor-sweep") == 1);
 }
