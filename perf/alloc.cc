@@ -16,11 +16,14 @@
 // windows per object of one thread, less the clocks' cost likewise.
 //
 // tricolor clears every object; malloc, mi_malloc and GC_MALLOC_ATOMIC do not (that shows
-// most at 4096 B and 100 KiB). Scan objects of tricolor carry a precise type (every word a
+// most from 1 KiB up). --cleared gives every implementation the same work: the peers' objects
+// come cleared too, from their own clearing calls (mi_zalloc, calloc; GC_MALLOC clears,
+// GC_MALLOC_ATOMIC is followed by a memset), and the names read alloc-cleared/... (runner
+// key alloc-cleared). Scan objects of tricolor carry a precise type (every word a
 // pointer); the peers ignore the kind except bdwgc (GC_MALLOC vs GC_MALLOC_ATOMIC).
 //
 //   alloc --impl=tricolor|bdwgc|malloc|mimalloc [--threads=1] [--sizes=8,16,...]
-//         [--rounds=N] [--batch-mb=N | --batch-kb=N] [--mix=N] [--quick]
+//         [--rounds=N] [--batch-mb=N | --batch-kb=N] [--mix=N] [--cleared] [--quick]
 //
 // --mix=N: one scan object in N is of a second pointer layout (sizes of 16 B and more).
 //
@@ -44,6 +47,7 @@ struct Config {
   int rounds;
   size_t batch_bytes;
   size_t mix = 0;  // scan: every mix-th object of the second layout (0: none)
+  bool cleared = false;  // --cleared: every implementation hands out cleared memory
 };
 
 const gc_type* g_word_type = nullptr;  // tricolor: one pointer word, repeated
@@ -112,6 +116,29 @@ template <class M>
   for (size_t i = 0; i < n; i++) out[i] = M::alloc_noscan(size);
 }
 
+// --cleared: an object cleared as the implementation's own call clears it (tricolor and
+// GC_MALLOC always do).
+template <class M>
+inline void* alloc_cleared(size_t size, const gc_type* type, bool scan) {
+  if constexpr (M::kImpl == Impl::kMimalloc) {
+    return mi_zalloc(size);
+  } else if constexpr (M::kImpl == Impl::kMalloc) {
+    return __libc_calloc(1, size);
+  } else if constexpr (M::kImpl == Impl::kTricolor) {
+    return scan ? M::alloc(size, type) : M::alloc_noscan(size);
+  } else {
+    if (scan) return M::alloc(size, type);  // GC_MALLOC
+    void* p = M::alloc_noscan(size);        // GC_MALLOC_ATOMIC: not cleared
+    if (p) memset(p, 0, size);
+    return p;
+  }
+}
+template <class M>
+[[gnu::noinline]] void fill_cleared(void** out, size_t n, size_t size, const gc_type* type,
+                                    bool scan) {
+  for (size_t i = 0; i < n; i++) out[i] = alloc_cleared<M>(size, type, scan);
+}
+
 template <class M>
 Figures run_config(const Config& c) {
   size_t per_thread = std::clamp<size_t>(c.batch_bytes / c.size, 256, size_t(1) << 20);
@@ -159,7 +186,9 @@ Figures run_config(const Config& c) {
       const size_t n = per_thread;
       uint64_t t0 = now_ns(), c0 = thread_cpu_ns();
       uint64_t k0 = tsc();
-      if (c.scan && c.mix)
+      if (c.cleared)
+        fill_cleared<M>(out, n, size, g_word_type, c.scan);
+      else if (c.scan && c.mix)
         fill_scan_mixed<M>(out, n, size, g_word_type, g_alt_type, c.mix);
       else if (c.scan)
         fill_scan<M>(out, n, size, g_word_type);
@@ -228,11 +257,14 @@ int main(int argc, char** argv) {
   // one size; the second layout tiles 16 B, so sizes under 16 B keep one layout.
   const size_t mix = size_t(o.num("mix", 0));
   if (mix == 1) Options::die("--mix=N takes N >= 2 (one object in N of the second layout)");
+  const bool cleared = o.has("cleared");
+  if (cleared && mix) Options::die("--cleared and --mix do not go together");
 
   for (size_t size : sizes) {
     for (bool scan : {true, false}) {
       Config c{size, scan, threads, rounds, batch_bytes};
       if (scan && size >= 16) c.mix = mix;
+      c.cleared = cleared;
       uint64_t t0 = now_ns();
       Figures f = dispatch(impl, [&]<class M>() { return run_config<M>(c); });
       uint64_t wall = now_ns() - t0;
@@ -242,7 +274,8 @@ int main(int argc, char** argv) {
         snprintf(kind, sizeof kind, "scan-mix%zu", c.mix);
       else
         snprintf(kind, sizeof kind, "%s", scan ? "scan" : "noscan");
-      snprintf(name, sizeof name, "alloc/%zu/%s/t%d", size, kind, threads);
+      snprintf(name, sizeof name, "%s/%zu/%s/t%d", cleared ? "alloc-cleared" : "alloc", size, kind,
+               threads);
       report(name, impl, wall, kv("ns_per_obj", f.cpu_ns_per_obj) + " " +
                                    kv("wall_ns_per_obj", f.wall_ns_per_obj) + " " +
                                    kv("tsc_min_per_obj", f.tsc_min_per_obj) + " " +

@@ -103,6 +103,10 @@ def benches(have_fibers):
         Bench("alloc-t2", "alloc", {"quick": ["--quick", "--threads=2"], "full": ["--threads=2"]},
               ALL_IMPLS, go_name="alloc", gc_columns=False,
               note="2 threads allocating at once; ns per object per thread"),
+        Bench("alloc-cleared", "alloc", {"quick": ["--quick", "--cleared"], "full": ["--cleared"]},
+              NATIVE, gc_columns=False,
+              note="as alloc-t1, every implementation handing out cleared memory (mi_zalloc, "
+                   "calloc, GC_MALLOC, GC_MALLOC_ATOMIC + memset): the same work as tricolor's"),
         Bench("gcbench", "gcbench", {"quick": ["--quick"], "full": []}, ALL_IMPLS,
               go_name="gcbench", note="Boehm's GCBench (quick: stretch 16, long-lived 14)"),
         Bench("binary_trees-t1", "binary_trees", {"quick": ["--depth=16"], "full": ["--depth=21"]},

@@ -55,6 +55,7 @@
 #endif
 
 extern "C" void* __libc_malloc(size_t);
+extern "C" void* __libc_calloc(size_t, size_t);
 extern "C" void __libc_free(void*);
 
 namespace perf {
