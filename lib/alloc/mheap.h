@@ -155,6 +155,10 @@ class mheap {
     }
   }
   size_t free_pages_locked_count();
+  // The free-run index checked (the verifier): both indexes hold the same runs, no two runs
+  // overlap or touch (a freed run joins its neighbours), and no page of a run is in a span
+  // (its page-map entries are null). Returns the number of faults, each logged.
+  uint64_t check_free_runs();
   // The chunks taken from the page source, as (base, bytes). For tests.
   std::vector<std::pair<uintptr_t, size_t>> chunks();
   // Pages of the free run holding address p, 0 if p is in no free run (tests: coalescing).
@@ -188,6 +192,12 @@ class mheap {
   void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty);
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
   void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
+  // Gives the run at it a new start, length and age in its own index nodes; the new start
+  // must keep its place in address order.
+  void reset_run(std::map<uintptr_t, FreeRun>::iterator it, uintptr_t addr, size_t npages,
+                 uint64_t freed_ns);
+  // Points the page map's entries of [addr, npages pages) at s (release stores).
+  void set_span_map(uintptr_t addr, size_t npages, mspan* s);
   HeapArena* arena_of(uintptr_t p) const { return arena_map_[p >> kArenaShift]; }
   // Runs op(arena, page index) over [addr, addr + npages*kPageSize), lock held.
   template <class Op> void for_pages(uintptr_t addr, size_t npages, Op op);

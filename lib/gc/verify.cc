@@ -69,6 +69,7 @@ uint64_t verify_heap(bool after_mark, std::vector<VerifyEdge>* edges) {
       }
     }
   });
+  bad += heap().check_free_runs();
   return bad;
 }
 

@@ -780,6 +780,50 @@ TEST_CASE("a span freed inside its thread's page-cache window goes back to that 
   CHECK(pc.nspans == 0);
 }
 
+// A page cache places a span of n pages at the lowest run of n free pages of its window
+// (mheap::take_span; the run's starts are found in log2(n) steps). Every n from 1 to
+// kMaxSpanPages against windows with free pages knocked out in patterns: the span must start
+// where a page-by-page search finds the first fit.
+TEST_CASE("a page cache places a span at the lowest run of free pages that fits",
+          "[alloc][pagecache]") {
+  ensure_heap();
+  PageCache pc;
+  const SpanClass sc = make_span_class(0, true);
+  bool needzero = false;
+  mspan* first = heap().alloc_span(1, sc, &needzero, &pc);  // fills the window
+  REQUIRE(first);
+  heap().free_span(first, &pc, /*zeroed=*/false);
+  const uint64_t window = pc.free;
+  REQUIRE(__builtin_popcountll(window) >= int(PageCache::kMaxSpanPages) + 8);
+  uint64_t rng = 0x9e3779b97f4a7c15ull;
+  int placed = 0;
+  for (size_t n = 1; n <= PageCache::kMaxSpanPages; n++) {
+    for (int trial = 0; trial < 200; trial++) {
+      rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+      // Knock out about one page in (trial % 8 + 2), keeping the window's own holes.
+      uint64_t knock = rng & (rng >> 3) & (rng >> (trial % 8 + 2));
+      uint64_t avail = window & ~knock;
+      int want = -1;
+      for (unsigned i = 0; i + n <= 64 && want < 0; i++) {
+        uint64_t m = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << i;
+        if ((avail & m) == m) want = int(i);
+      }
+      if (want < 0) continue;  // no fit: the cache would refill, not what is tested here
+      pc.free = avail;
+      mspan* s = heap().alloc_span(n, sc, &needzero, &pc);
+      REQUIRE(s);
+      INFO("n " << n << " window " << std::hex << avail);
+      CHECK(s->start == pc.base + size_t(want) * kPageSize);
+      heap().free_span(s, &pc, /*zeroed=*/false);
+      pc.free = window;  // the knocked-out pages were never taken
+      placed++;
+    }
+  }
+  CHECK(placed > 1000);
+  heap().flush_page_cache(&pc);
+  REQUIRE(verify_heap(false) == 0);
+}
+
 // SpinMutex (the heap's and the mcentrals' lock, os/spin_mutex.h): four threads on two CPUs
 // take it in turn, each holding it now and then for longer than a waiter spins, so that
 // waiters also sleep and are woken. The counter it guards is a plain integer: a lost update
