@@ -55,7 +55,7 @@ void mheap::destroy() {
   counters.heap_sys.store(0);
   counters.pages_inuse.store(0);
   counters.heap_released.store(0);
-  counters.spans_inuse.store(0);
+  counters.span_structs.store(0);
   for (int i = 0; i < kNumSpanClasses; i++) new (&central_[i]) mcentral();
   for (int i = 0; i < kNumSpanClasses; i++) central_[i].init(static_cast<SpanClass>(i));
 }
@@ -202,6 +202,7 @@ mspan* mheap::new_span_locked() {
   }
   mspan* s = new mspan();
   all_spans_.push_back(s);
+  counters.span_structs.fetch_add(1, std::memory_order_relaxed);
   return s;
 }
 
@@ -212,7 +213,6 @@ void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bo
   // Release: for_each_span and span_of readers see the span set up.
   s->state.store(SpanState::kInUse, std::memory_order_release);
   set_span_map(addr, npages, s);  // publish: span set up first
-  counters.spans_inuse.fetch_add(1, std::memory_order_relaxed);
 }
 
 void mheap::set_span_map(uintptr_t addr, size_t npages, mspan* s) {
@@ -421,7 +421,6 @@ void mheap::retire_span(mspan* s) {
   poison_freed(s->start, s->npages * kPageSize);  // stress builds (alloc/poison.h)
   set_span_map(s->start, s->npages, nullptr);
   counters.pages_inuse.fetch_sub(s->npages, std::memory_order_release);
-  counters.spans_inuse.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void mheap::free_span(mspan* s, PageCache* pc, bool zeroed) {

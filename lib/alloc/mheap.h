@@ -63,7 +63,10 @@ struct HeapCounters {
   std::atomic<uint64_t> heap_sys{0};       // arena bytes
   std::atomic<uint64_t> pages_inuse{0};    // pages in spans
   std::atomic<uint64_t> heap_released{0};  // free bytes returned to the OS
-  std::atomic<uint64_t> spans_inuse{0};
+  // Span structs made (in use, pooled, or held by page caches): never fewer than the spans
+  // in use. Counted when a struct is made, not per span set up and torn down: two atomic
+  // read-modify-writes per span on the allocation path, shared by every thread.
+  std::atomic<uint64_t> span_structs{0};
 };
 
 // Go's pageCache: up to 64 contiguous free pages that one mcache takes from the page

@@ -463,7 +463,7 @@ bool rescan_overflowed(GcWork& w) {
   // The span list is copied under the heap lock and walked without it (allocation needs
   // the lock). Spans allocated after the copy hold only objects allocated black.
   std::vector<mspan*> spans;
-  spans.reserve(heap().counters.spans_inuse.load(std::memory_order_relaxed) + 64);
+  spans.reserve(heap().counters.span_structs.load(std::memory_order_relaxed) + 64);
   heap().for_each_span([&](mspan* s) {
     if (!s->noscan()) spans.push_back(s);
   });
