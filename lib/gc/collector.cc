@@ -428,6 +428,7 @@ void start_mark(uint32_t cycle, CycleTimes& ct) {
   ms.bytes_marked.store(0, std::memory_order_relaxed);
   ms.scan_work.store(0, std::memory_order_relaxed);
   ms.bytes_allocated_black.store(0, std::memory_order_relaxed);
+  ms.stack_bytes.store(0, std::memory_order_relaxed);
   ct.heap_start = heap_live();
   g_bg_credit.store(0, std::memory_order_relaxed);
   g_phase.store(Phase::kMark, std::memory_order_release);
@@ -553,7 +554,9 @@ void finish_mark(uint32_t cycle, CycleTimes& ct, uint64_t t0) {
     double u = mark_wall ? double(cpu) / double(mark_wall * uint64_t(g_procs)) : kGoalUtilization;
     uint64_t allocated = ct.heap_end > ct.heap_start ? ct.heap_end - ct.heap_start : 0;
     if (ct.reason != CycleReason::kUser) g_pacer.end_cycle(allocated, scan_work, u);
-    g_pacer.commit(marked, 0, roots_bytes(), scan_work);
+    // The stacks' bytes are in scan_work too (the runway's work), as Go's heapScanWork and
+    // stackScanWork both feed its runway.
+    g_pacer.commit(marked, ms.stack_bytes.load(std::memory_order_relaxed), roots_bytes(), scan_work);
     ct.goal = g_pacer.goal;
     ct.trigger = g_pacer.trigger;
     publish_trigger();

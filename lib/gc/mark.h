@@ -102,6 +102,9 @@ struct MarkState {
   // threads share one cache line: twice the cost of mark_new_object with two threads);
   // they are added here at mark termination and when a thread detaches.
   std::atomic<uint64_t> bytes_allocated_black{0};
+  // Bytes of stack scanned this cycle (Go's stackScan): the pacer's goal counts them, as Go
+  // 1.18+ does (an interpreter's deep stacks are scan work each cycle, like heap).
+  std::atomic<uint64_t> stack_bytes{0};
   std::atomic<int> busy{0};  // markers holding work outside the queue (termination)
   // INV-MARK-4: set (seq_cst) by a busy marker whose put found no buffer, before it lowers
   // `busy`; cleared (seq_cst exchange) by the rescan that then covers the dropped objects.

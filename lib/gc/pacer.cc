@@ -30,7 +30,9 @@ void Pacer::commit(uint64_t marked, uint64_t stacks, uint64_t globals, uint64_t 
     return;
   }
   double u = kGoalUtilization;
-  double runway = cons_mark * (1 - u) / u * double(scan_work + stacks + globals);
+  // scan_work is all of the last cycle's scanning: heap objects, stacks and roots (Go's
+  // heapScan + stackScan + globalsScan).
+  double runway = cons_mark * (1 - u) / u * double(scan_work);
   uint64_t span = g - marked;
   uint64_t min_trigger = marked + span / 64 * 45;
   uint64_t max_trigger = marked + span / 64 * 61;
@@ -50,7 +52,7 @@ void Pacer::end_cycle(uint64_t alloc_bytes, uint64_t scan_work, double u) {
 }
 
 uint64_t Pacer::expected_scan_work() const {
-  return std::max<uint64_t>(last_scan_work + stack_bytes + globals_bytes, 1 << 20);
+  return std::max<uint64_t>(last_scan_work, 1 << 20);
 }
 
 double Pacer::assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_live,

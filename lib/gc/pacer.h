@@ -5,7 +5,8 @@
 //   goal      = marked + (marked + stacks + globals) * GOGC/100, at least 4 MiB
 //               (DESIGN.md fixes the 4 MiB floor); GOGC < 0: no goal (no automatic cycle)
 //   limit     = memory_limit - max(3% of it, 1 MiB)         (Go's headroom), caps the goal
-//   runway    = cons_mark * (1-u)/u * (last scan work + stacks + globals), u = 0.25
+//   runway    = cons_mark * (1-u)/u * last scan work, u = 0.25 (the work: heap objects,
+//               stacks and roots, all scanned by the same loop and counted together)
 //   trigger   = clamp(goal - runway, marked + 0.70*(goal-marked),
 //                     max(marked + 0.95*(goal-marked), goal - 4 MiB))
 //   assist    = remaining expected scan work / remaining heap before the goal
@@ -34,7 +35,9 @@ struct Pacer {
 
   static constexpr uint64_t kNoGoal = UINT64_MAX;
 
-  // After mark termination: the live heap is `marked`; computes goal and trigger.
+  // After mark termination: the live heap is `marked`, `stacks` and `globals` the bytes of
+  // stack and of registered roots the cycle scanned, `scan_work` all it scanned (those
+  // included); computes goal and trigger.
   void commit(uint64_t marked, uint64_t stacks, uint64_t globals, uint64_t scan_work);
   // Recomputes goal and trigger after a setting changed (gc_percent, memory_limit).
   void recompute() { commit(heap_marked, stack_bytes, globals_bytes, last_scan_work); }
@@ -48,7 +51,8 @@ struct Pacer {
   // The same from copies of goal and expected_scan_work(), for callers without the lock.
   static double assist_ratio_for(uint64_t goal, uint64_t expected, uint64_t heap_live,
                                  uint64_t scan_done);
-  // The scan work this cycle is expected to do (the last cycle's, at least 1 MiB).
+  // The scan work this cycle is expected to do (the last cycle's, stacks and roots
+  // included, at least 1 MiB).
   uint64_t expected_scan_work() const;
   bool should_trigger(uint64_t heap_live) const { return goal != kNoGoal && heap_live >= trigger; }
 };

@@ -180,6 +180,7 @@ static void scan_stack_words(Stack* s, uintptr_t sp, GcWork& w) {
                     reinterpret_cast<uintptr_t>(s->regs + kSavedRegs), w);
   if (sp < s->lo) sp = s->lo;
   scan_conservative(sp, s->hi, w);
+  if (s->hi > sp) mark_state().stack_bytes.fetch_add(s->hi - sp, std::memory_order_relaxed);
 }
 
 void stacks_begin_cycle(uint64_t cycle) {
@@ -271,6 +272,7 @@ void scan_own_stack(ThreadState* t) {
   GcWork w;
   if (sp < s->lo) sp = s->lo;
   scan_conservative(sp, s->hi, w);
+  if (s->hi > sp) mark_state().stack_bytes.fetch_add(s->hi - sp, std::memory_order_relaxed);
   // The registered roots too (INV-STACK-3 in lib/gc/README.md): roots take plain stores,
   // so a pointer this thread moved from its stack into a root after the roots' scan at
   // mark start is found here, before this stack turns black and could take it back.

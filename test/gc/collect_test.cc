@@ -350,3 +350,44 @@ TEST_CASE("freed slots are reused", "[gc][sweep]") {
   }
   REQUIRE(reused > 1000);
 }
+
+namespace {
+// Recurses through `depth` frames of 4 KiB each, then collects and reads the statistics.
+[[gnu::noinline]] void collect_deep(int depth, gc_stats* out) {
+  volatile char frame[4096];
+  frame[0] = static_cast<char>(depth);
+  if (depth > 0) collect_deep(depth - 1, out);
+  else {
+    gc_collect();
+    gc_read_stats(out);
+  }
+  frame[1] = frame[0];
+}
+}  // namespace
+
+// The goal counts the stack bytes a cycle scanned (Go 1.18+'s stackScan): a thread 2 MiB deep
+// in frames when the cycle scans it raises the next goal by about that much over twice the
+// marked heap.
+TEST_CASE("the heap goal counts the stack the cycle scanned", "[gc][collect][pacer]") {
+  ensure_heap();
+  StressCollectionsHeld hold;
+  // Enough live heap that the goal is above its 4 MiB floor.
+  static void* keep[64];
+  gc_add_root(keep, sizeof keep);
+  for (void*& k : keep) k = gc_alloc_noscan(128 << 10);
+  gc_stats st{};
+  std::thread t([&] {
+    REQUIRE(gc_thread_attach() == 0);
+    collect_deep(512, &st);  // 2 MiB of frames
+    gc_thread_detach();
+  });
+  {
+    gc_blocking_begin();
+    t.join();
+    gc_blocking_end();
+  }
+  gc_remove_root(keep);
+  INFO("next_gc " << st.next_gc << " heap_marked " << st.heap_marked);
+  REQUIRE(st.heap_marked >= (8u << 20));
+  CHECK(st.next_gc >= 2 * st.heap_marked + (2u << 20) - (64u << 10));
+}

@@ -78,3 +78,18 @@ TEST_CASE("assists owe more work per byte as the heap nears its goal", "[gc][pac
   REQUIRE(early > 0);
   REQUIRE(late > early);
 }
+
+// Stacks and registered roots raise the goal (Go 1.18+: goal = marked + (marked + stackScan +
+// globalsScan) * GOGC/100), and are part of the scan work the cycle measured, not added to it a
+// second time for the runway or the assists' expected work.
+TEST_CASE("stack and root bytes raise the goal and count once in the expected work",
+          "[gc][pacer]") {
+  Pacer p;
+  p.commit(100 << 20, 20 << 20, 10 << 20, 130 << 20);
+  CHECK(p.goal == (100u << 20) + (130u << 20));
+  CHECK(p.expected_scan_work() == 130u << 20);
+  Pacer q;  // the same cycle without stacks and roots: a lower goal, the same trigger margin
+  q.commit(100 << 20, 0, 0, 130 << 20);
+  CHECK(q.goal == 200u << 20);
+  CHECK(p.goal - p.trigger >= q.goal - q.trigger);
+}
