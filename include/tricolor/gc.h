@@ -317,7 +317,8 @@ typedef struct gc_stats {
                               first page of each chunk (it holds no object) */
   uint64_t heap_inuse;     /* bytes in spans with at least one object */
   uint64_t heap_idle;      /* heap_sys - heap_inuse */
-  uint64_t heap_released;  /* idle bytes returned to the OS */
+  uint64_t heap_released;  /* idle bytes returned to the OS, or never used since the OS gave
+                              them (as Go counts HeapReleased): not resident */
   uint64_t heap_objects;   /* allocated objects */
   uint64_t total_alloc;    /* cumulative bytes allocated */
   uint64_t mallocs;        /* cumulative objects allocated (as Go counts them: a tiny

@@ -170,6 +170,16 @@ void mheap::add_arenas(void* mem, size_t bytes) {
     __atomic_store_n(&arena_map_[a >> kArenaShift], ha, __ATOMIC_RELEASE);
   }
   // The chunk's first page holds no object (kChunkHeadBytes): its free pages start after it.
+  // They are new from the OS: released, as Go counts a heap's new memory (HeapReleased), so
+  // that the spans on them know their pages may not be resident yet (mspan::fresh).
+  for (uintptr_t p = base + kChunkHeadBytes; p < base + bytes;) {
+    HeapArena* a = arena_of(p);
+    size_t i = (p >> kPageShift) % kPagesPerArena;
+    size_t n = std::min(kPagesPerArena - i, (base + bytes - p) / kPageSize);
+    for (size_t k = i; k < i + n; k++) a->scavenged[k / 64] |= uint64_t{1} << (k % 64);
+    p += n * kPageSize;
+  }
+  counters.heap_released.fetch_add(bytes - kChunkHeadBytes, std::memory_order_relaxed);
   counters.heap_sys.fetch_add(bytes - kChunkHeadBytes, std::memory_order_relaxed);
   insert_run(base + kChunkHeadBytes, (bytes - kChunkHeadBytes) / kPageSize, 0);
 }
@@ -206,10 +216,12 @@ mspan* mheap::new_span_locked() {
   return s;
 }
 
-void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty) {
+void mheap::setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty,
+                       bool fresh) {
   span_init(s, addr, npages, sc, sweepgen.load(std::memory_order_relaxed));
   unpoison_for_reuse(addr, npages * kPageSize);  // stress + ASan builds (alloc/poison.h)
   s->needzero = dirty;
+  s->fresh = fresh;
   // Release: for_each_span and span_of readers see the span set up.
   s->state.store(SpanState::kInUse, std::memory_order_release);
   set_span_map(addr, npages, s);  // publish: span set up first
@@ -396,11 +408,12 @@ mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* 
     unsigned i = static_cast<unsigned>(__builtin_ctzll(fit));
     uint64_t mask = ((uint64_t{1} << npages) - 1) << i;
     bool dirty = (pc->dirty & mask) != 0;
+    bool fresh = (pc->scav & mask) != 0;
     pc->free &= ~mask;
     pc->dirty &= ~mask;
     pc->scav &= ~mask;
     mspan* s = pc->spans[--pc->nspans];
-    setup_span(s, pc->base + i * kPageSize, npages, sc, dirty);
+    setup_span(s, pc->base + i * kPageSize, npages, sc, dirty, fresh);
     *needzero = dirty;
     return s;
   }
@@ -408,10 +421,13 @@ mspan* mheap::take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* 
   uintptr_t addr = alloc_pages_or_grow(g, npages);
   if (!addr) return nullptr;
   // Pages that held objects must be zeroed; released pages read as zero.
-  bool dirty = false;
-  clear_page_bits(addr, npages, [&](size_t, uint64_t d, uint64_t) { dirty |= d != 0; });
+  bool dirty = false, fresh = false;
+  clear_page_bits(addr, npages, [&](size_t, uint64_t d, uint64_t r) {
+    dirty |= d != 0;
+    fresh |= r != 0;
+  });
   mspan* s = new_span_locked();
-  setup_span(s, addr, npages, sc, dirty);
+  setup_span(s, addr, npages, sc, dirty, fresh);
   *needzero = dirty;
   return s;
 }

@@ -192,7 +192,8 @@ class mheap {
   // alloc_span once its pages are counted in use.
   mspan* take_span(size_t npages, SpanClass sc, bool* needzero, PageCache* pc);
   // Sets s up over [addr, npages pages) and publishes it (no lock needed).
-  void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty);
+  // dirty: a page held objects (needzero); fresh: a page may not be resident (mspan::fresh).
+  void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty, bool fresh);
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
   void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
   // Gives the run at it a new start, length and age in its own index nodes; the new start

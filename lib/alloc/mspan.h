@@ -87,6 +87,11 @@ struct alignas(64) mspan {
   SpanClass spanclass = 0;
   std::atomic<SpanState> state{SpanState::kDead};  // release-stored when set up
   bool needzero = false;  // free slots may hold old data (false: a sweep cleared the dead)
+  // Some of its pages may never have been written since the OS gave them (new arena pages,
+  // or pages released to the OS): they read as zero, but not yet resident. An allocation
+  // run on them writes each page once first (take_run); on resident pages that write was a
+  // cache miss per page for nothing. Cleared by a sweep once every slot has been handed out.
+  bool fresh = false;
   SpanList list = SpanList::kNone;                 // which list holds it (debug, verifier)
   uint64_t* alloc_bits = nullptr;
   uint64_t* mark_bits = nullptr;

@@ -112,6 +112,7 @@ SweepResult sweep_span(mspan* s, bool preserve, SweepTally& tally) {
   // been handed out (and so cleared by take_run) since. Stress builds fill freed objects
   // with a pattern instead and keep clearing at allocation.
   const bool clean = !TRICOLOR_STRESS && (!s->needzero || s->freeindex == s->nelems);
+  if (s->freeindex == s->nelems) s->fresh = false;  // every slot written: its pages resident
   // Slots below freeindex were allocated even if their alloc bit is clear (INV-SPAN-2):
   // fold them into the alloc bits first, so "allocated and unmarked" is exact.
   // Word by word with relaxed atomic stores: gc_base may read the bits concurrently, and
