@@ -335,12 +335,40 @@ static void scan_typed_range(uintptr_t base, uintptr_t lo, uintptr_t hi, const g
     scan_conservative(lo, hi, w);
     return;
   }
-  for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
-    if (!t->word_is_ptr((a - base) / 8)) continue;
+  // Only the pointer words are visited, found with count-trailing-zeros in the type's bits,
+  // not every word tested against the map: word_is_ptr's modulo by the element size made a
+  // typed array of mostly NULL slots (an interpreter's vector with spare capacity) mark 2.5x
+  // slower than the same array scanned conservatively (3.6 against 1.4 ns a word).
+  // lo and hi are word-aligned offsets from base (an object or one of its oblets).
+  w.scan_work += hi - lo;
+  auto visit = [&](uintptr_t a) {
     uintptr_t v = __atomic_load_n(reinterpret_cast<uintptr_t*>(a), __ATOMIC_RELAXED);
     if (v >= 4096) stage(v, w, q, home);
+  };
+  if (64 % t->words == 0) {
+    // Elements of 1, 2, 4, ... 64 words tile 64-word blocks from base: tile64 is each
+    // block's map.
+    for (uintptr_t b = base + (lo - base) / 512 * 512; b < hi; b += 512) {
+      uint64_t bits = t->tile64;
+      if (b < lo) bits &= ~uint64_t{0} << ((lo - b) / 8);
+      if (hi - b < 512) bits &= (uint64_t{1} << ((hi - b) / 8)) - 1;
+      for (; bits; bits &= bits - 1) visit(b + 8 * unsigned(__builtin_ctzll(bits)));
+    }
+    return;
   }
-  w.scan_work += hi - lo;
+  // Other element sizes: element by element, through the map's words (the map ends at the
+  // element's last pointer word).
+  const size_t esize = t->words * 8;
+  const size_t nmask = t->ptrmask.size();
+  for (uintptr_t e = base + (lo - base) / esize * esize; e < hi; e += esize) {
+    for (size_t j = 0; j < nmask; j++) {
+      for (uint64_t bits = t->ptrmask[j]; bits; bits &= bits - 1) {
+        uintptr_t a = e + 8 * (64 * j + unsigned(__builtin_ctzll(bits)));
+        if (a >= hi) return;  // the words only grow from here
+        if (a >= lo) visit(a);
+      }
+    }
+  }
 }
 
 TRICOLOR_NO_SANITIZE_SCAN
