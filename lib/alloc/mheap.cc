@@ -535,37 +535,97 @@ bool mheap::free_page_dirty(uintptr_t p) {
 }
 
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
+  size_t released = scavenge_some(SIZE_MAX, now_ns, min_age_ns);
   std::lock_guard<SpinMutex> g(lock_);
-  size_t released = 0;
-  for (auto& [addr, run] : runs_by_addr_) {
-    if (min_age_ns && now_ns - run.freed_ns < min_age_ns) continue;
-    // Release maximal sub-runs of pages not yet released.
-    uintptr_t end = addr + run.npages * kPageSize;
-    uintptr_t p = addr;
-    while (p < end) {
-      HeapArena* a = arena_of(p);
-      size_t i = (p >> kPageShift) % kPagesPerArena;
-      if (a->scavenged[i / 64] >> (i % 64) & 1) {
-        p += kPageSize;
-        continue;
-      }
-      uintptr_t q = p;
-      while (q < end) {
-        HeapArena* b = arena_of(q);
-        size_t j = (q >> kPageShift) % kPagesPerArena;
-        if (b->scavenged[j / 64] >> (j % 64) & 1) break;
-        b->scavenged[j / 64] |= uint64_t{1} << (j % 64);
-        b->dirty[j / 64] &= ~(uint64_t{1} << (j % 64));
-        q += kPageSize;
-      }
-      os_release(reinterpret_cast<void*>(p), q - p);
-      released += q - p;
-      p = q;
-    }
-  }
-  counters.heap_released.fetch_add(released, std::memory_order_relaxed);
   release_free_chunks_locked(now_ns, min_age_ns);
   return released;
+}
+
+size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns) {
+  // Go's scavenger works down from the top of the heap too (its allocation is lowest-first).
+  // The pages of a batch leave the free runs while they are released, so that no allocation
+  // takes them meanwhile (Go's scavenger allocates the pages it releases, for the same
+  // reason); they go back as one released run, which joins its neighbours again.
+  size_t released = 0;
+  uintptr_t below = UINTPTR_MAX;  // pages at and above this were looked at already
+  while (released < want) {
+    uintptr_t lo = 0, hi = 0;
+    uint64_t freed_ns = 0;
+    {
+      std::lock_guard<SpinMutex> g(lock_);
+      auto it = runs_by_addr_.lower_bound(below);
+      bool found = false;
+      while (!found && it != runs_by_addr_.begin()) {
+        --it;
+        if (min_age_ns && now_ns - it->second.freed_ns < min_age_ns) continue;
+        const uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
+        uintptr_t p = unreleased_end_locked(rs, std::min(re, below));
+        if (p == rs) continue;  // every page of it released already
+        const size_t left = (want - released + kPageSize - 1) / kPageSize;
+        const size_t max_pages = std::min(kScavengeBatchPages, std::max<size_t>(left, 1));
+        hi = p;
+        lo = p - kPageSize;
+        while (lo > rs && (hi - lo) / kPageSize < max_pages && !page_released_locked(lo - kPageSize))
+          lo -= kPageSize;
+        // [lo, hi) leaves the run; what is left of it on either side stays free. Neither part
+        // touches another run (the run did not), so they go straight into the indexes.
+        freed_ns = it->second.freed_ns;
+        erase_run(it);
+        if (rs < lo) {
+          runs_by_addr_.emplace(rs, FreeRun{(lo - rs) / kPageSize, freed_ns});
+          runs_by_size_.emplace((lo - rs) / kPageSize, rs);
+        }
+        if (hi < re) {
+          runs_by_addr_.emplace(hi, FreeRun{(re - hi) / kPageSize, freed_ns});
+          runs_by_size_.emplace((re - hi) / kPageSize, hi);
+        }
+        found = true;
+      }
+      if (!found) break;
+    }
+    os_release(reinterpret_cast<void*>(lo), hi - lo);
+    {
+      std::lock_guard<SpinMutex> g(lock_);
+      for (uintptr_t p = lo; p < hi; p += kPageSize) {
+        HeapArena* a = arena_of(p);
+        size_t i = (p >> kPageShift) % kPagesPerArena;
+        a->scavenged[i / 64] |= uint64_t{1} << (i % 64);
+        a->dirty[i / 64] &= ~(uint64_t{1} << (i % 64));  // released pages read as zero
+      }
+      counters.heap_released.fetch_add(hi - lo, std::memory_order_relaxed);
+      insert_run(lo, (hi - lo) / kPageSize, freed_ns);
+    }
+    released += hi - lo;
+    below = lo;
+  }
+  return released;
+}
+
+uintptr_t mheap::unreleased_end_locked(uintptr_t rs, uintptr_t p) const {
+  // A bitmap word at a time: each tick starts at the top of the heap, and a page at a time
+  // its walk down through a gigabyte already released held the heap lock for ~0.5 ms.
+  while (p > rs) {
+    uintptr_t q = p - kPageSize;  // the highest page left to look at
+    const HeapArena* a = arena_of(q);
+    size_t i = (q >> kPageShift) % kPagesPerArena;
+    unsigned bit = static_cast<unsigned>(i % 64);
+    uint64_t upto = bit == 63 ? ~uint64_t{0} : (uint64_t{2} << bit) - 1;  // pages <= q
+    uint64_t unreleased = ~a->scavenged[i / 64] & upto;
+    uintptr_t word_start = q - uintptr_t(bit) * kPageSize;
+    if (unreleased) {
+      unsigned top = 63 - static_cast<unsigned>(__builtin_clzll(unreleased));
+      uintptr_t page = word_start + uintptr_t(top) * kPageSize;
+      return page >= rs ? page + kPageSize : rs;
+    }
+    if (word_start <= rs) return rs;
+    p = word_start;
+  }
+  return rs;
+}
+
+bool mheap::free_page_released(uintptr_t p) {
+  std::lock_guard<SpinMutex> g(lock_);
+  return arena_of(p) && page_released_locked(p);
 }
 
 void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {

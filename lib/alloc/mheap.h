@@ -126,6 +126,13 @@ class mheap {
   // Releases free pages unused for at least min_age_ns (0: all) to the OS; also returns
   // wholly free arenas, free for as long, to the page source. Returns bytes released.
   size_t scavenge(uint64_t now_ns, uint64_t min_age_ns);
+  // Releases up to `want` bytes (rounded up to pages) of free pages not yet released, from
+  // the highest addresses down (allocation takes the lowest first), of runs free for at
+  // least min_age_ns (0: any). In batches of at most kScavengeBatchPages, each taken out of
+  // the free runs under the lock and released without it: an allocation never waits for a
+  // madvise of more than a batch. Returns bytes released.
+  size_t scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns);
+  static constexpr size_t kScavengeBatchPages = 64;
 
   mcentral& central(SpanClass sc) { return central_[sc]; }
 
@@ -169,11 +176,20 @@ class mheap {
   // Whether the free page at p is marked as holding old objects (to be cleared when taken),
   // in the heap's free runs. For tests.
   bool free_page_dirty(uintptr_t p);
+  // Whether the free page at p is marked released to the OS. For tests.
+  bool free_page_released(uintptr_t p);
 
  private:
   // Files a chunk of new arenas from the OS (heap lock held) as one free run.
   void add_arenas(void* mem, size_t bytes);
   void release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns);
+  // The end of the highest page in [rs, p) not released to the OS, or rs if there is none.
+  uintptr_t unreleased_end_locked(uintptr_t rs, uintptr_t p) const;
+  bool page_released_locked(uintptr_t p) const {
+    const HeapArena* a = arena_of(p);
+    size_t i = (p >> kPageShift) % kPagesPerArena;
+    return a->scavenged[i / 64] >> (i % 64) & 1;
+  }
   uintptr_t alloc_pages(size_t npages);            // lock held; 0 if no run fits
   // alloc_pages, growing the heap if no run fits (drops the lock meanwhile); 0: out of
   // memory.

@@ -796,6 +796,19 @@ uint64_t force_period() {
   return ns ? ns : kDefaultForcePeriodNs;
 }
 
+// The background scavenger's goal for the heap's resident pages (Go's gcPaceScavenger,
+// mgcscavenge.go): 10% over the heap goal, and at most 95% of the memory limit; none with
+// GOGC off and no limit. g_mu held.
+inline constexpr uint64_t kScavengeTickBytes = 64 << 20;      // released per tick, at most
+inline constexpr uint64_t kScavengeBusyTickNs = 100000000;    // next tick while over the goal
+inline constexpr uint64_t kScavengeSlackBytes = 1 << 20;      // over by less: left alone
+uint64_t scavenge_retain_goal_locked() {
+  uint64_t goal = UINT64_MAX;
+  if (g_pacer.goal != Pacer::kNoGoal) goal = g_pacer.goal + g_pacer.goal / 10;
+  if (g_pacer.memory_limit) goal = std::min<uint64_t>(goal, g_pacer.memory_limit / 100 * 95);
+  return goal;
+}
+
 // The controller thread: runs requested cycles, forces one when none ran for the period
 // (Go's forcegc), and paces the scavenger.
 void controller_loop() {
@@ -846,11 +859,27 @@ void controller_loop() {
       if (!run) reason = CycleReason::kHeap;  // scavenger tick only
       if (!run) user = user_sweeps = false;
       if (!run) {
+        uint64_t retain = scavenge_retain_goal_locked();
         g.unlock();
         uint64_t now = monotonic_ns();
         next_scavenge = now + std::min<uint64_t>(scavenge_delay() / 4, 1000000000);
         size_t released = heap().scavenge(now, scavenge_delay());
         if (released) trace_scavenge(released, "age");
+        // Go's background scavenger: the heap's resident pages are kept within 10% over the
+        // heap goal (and 95% of the memory limit). A program whose live heap shrank (a
+        // phase of 1 GB live, then 10 MB) otherwise kept its peak until the pages' age
+        // passed the scavenge delay. A tick releases at most kScavengeTickBytes and comes
+        // back sooner while more is over the goal, about 10% of a CPU at most.
+        auto& h = heap();
+        uint64_t resident = h.counters.heap_sys.load(std::memory_order_relaxed) -
+                            std::min(h.counters.heap_sys.load(std::memory_order_relaxed),
+                                     h.counters.heap_released.load(std::memory_order_relaxed));
+        if (resident > retain + kScavengeSlackBytes) {
+          uint64_t over = resident - retain;
+          size_t got = h.scavenge_some(std::min<uint64_t>(over, kScavengeTickBytes), now, 0);
+          if (got) trace_scavenge(got, "goal");
+          if (got && over > got) next_scavenge = now + kScavengeBusyTickNs;
+        }
         continue;
       }
       cycle = claim_cycle_locked();  // no cycle is active, the collector runs: never 0

@@ -824,6 +824,48 @@ TEST_CASE("a page cache places a span at the lowest run of free pages that fits"
   REQUIRE(verify_heap(false) == 0);
 }
 
+// mheap::scavenge_some, the background scavenger's release: the highest free pages not yet
+// released go first, in batches taken out of the free runs and put back released, joined
+// to their neighbours again; heap_released grows by exactly what it returns.
+TEST_CASE("the scavenger releases free pages from the top down and puts them back joined",
+          "[alloc][scavenge]") {
+  ensure_heap();
+  gc_free_os_memory();  // every free page released: the span below is the only one not
+  const SpanClass sc = make_span_class(0, true);
+  bool needzero = false;
+  mspan* s = heap().alloc_span(512, sc, &needzero);
+  REQUIRE(s);
+  const uintptr_t a = s->start;
+  memset(reinterpret_cast<void*>(a), 7, 512 * kPageSize);  // resident, and dirty once freed
+  heap().free_span(s);
+  REQUIRE_FALSE(heap().free_page_released(a));
+  REQUIRE_FALSE(heap().free_page_released(a + 511 * kPageSize));
+  const uint64_t r0 = heap().counters.heap_released.load();
+  size_t got = heap().scavenge_some(100 * kPageSize, monotonic_ns(), 0);
+  CHECK(got == 100 * kPageSize);
+  CHECK(heap().counters.heap_released.load() - r0 == got);
+  size_t wrong = 0;
+  for (size_t i = 0; i < 512; i++)
+    wrong += heap().free_page_released(a + i * kPageSize) != (i >= 412);
+  CHECK(wrong == 0);
+  CHECK_FALSE(heap().free_page_dirty(a + 500 * kPageSize));  // released pages read as zero
+  CHECK(heap().free_page_dirty(a));
+  CHECK(heap().free_run_pages_at(a) >= 512);  // one run again
+  CHECK(heap().check_free_runs() == 0);
+  got = heap().scavenge_some(SIZE_MAX, monotonic_ns(), 0);
+  CHECK(got == 412 * kPageSize);
+  for (size_t i = 0; i < 512; i++) wrong += !heap().free_page_released(a + i * kPageSize);
+  CHECK(wrong == 0);
+  CHECK(heap().scavenge_some(SIZE_MAX, monotonic_ns(), 0) == 0);  // nothing left
+  CHECK(heap().check_free_runs() == 0);
+  // The pages read as zero when they are used again.
+  mspan* t = heap().alloc_span(512, sc, &needzero);
+  REQUIRE(t);
+  if (t->start == a) CHECK_FALSE(needzero);
+  heap().free_span(t, nullptr, /*zeroed=*/true);
+  REQUIRE(verify_heap(false) == 0);
+}
+
 // SpinMutex (the heap's and the mcentrals' lock, os/spin_mutex.h): four threads on two CPUs
 // take it in turn, each holding it now and then for longer than a waiter spins, so that
 // waiters also sleep and are woken. The counter it guards is a plain integer: a lost update

@@ -287,6 +287,48 @@ static uint64_t hold_then_drop_mib(int mib) {
   return s.heap_sys;
 }
 
+// Go's background scavenger: once the live heap shrinks, the free pages over 10% above the
+// heap goal go back to the OS within seconds, not after the scavenge delay (5 minutes here):
+// a program that went from a 128 MiB phase to a small one kept the 128 MiB resident.
+TEST_CASE("the background scavenger brings resident pages back near the heap goal",
+          "[gc][scavenge]") {
+  ensure_heap();
+  StressCollectionsHeld no_stress;
+  static void* hold[1];
+  gc_add_root(hold, sizeof hold);
+  on_fresh_thread([&] {
+    auto** arr = static_cast<void**>(gc_alloc(128 * sizeof(void*), nullptr));
+    hold[0] = arr;
+    for (int i = 0; i < 128; i++) {
+      auto* p = static_cast<char*>(gc_alloc_noscan(1 << 20));
+      memset(p, 1, 1 << 20);  // resident
+      gc_write_ptr(&arr[i], p);
+    }
+  });
+  gc_stats s;
+  gc_read_stats(&s);
+  const uint64_t peak = s.heap_sys - s.heap_released;
+  REQUIRE(peak >= (128u << 20));
+  on_fresh_thread([&] { drop_population(hold, 128); });
+  gc_collect();
+  gc_collect();  // the goal follows the small live heap
+  uint64_t resident = 0, bound = 0;
+  for (int i = 0; i < 200; i++) {  // up to 10 s; a tick is due every second
+    gc_read_stats(&s);
+    resident = s.heap_sys - s.heap_released;
+    bound = s.next_gc + s.next_gc / 10 + (8u << 20);
+    if (resident <= bound) break;
+    gc_blocking_begin();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    gc_blocking_end();
+  }
+  gc_remove_root(hold);
+  INFO("resident at the peak " << (peak >> 20) << " MiB, now " << (resident >> 20)
+                               << " MiB, goal " << (s.next_gc >> 20) << " MiB");
+  CHECK(resident <= bound);
+  CHECK(s.next_gc < (64u << 20));
+}
+
 TEST_CASE("wholly free arenas go back to the page source, from gc_free_os_memory and from "
           "the aged scavenger", "[gc][scavenge]") {
   ensure_heap();
