@@ -114,7 +114,17 @@ static inline void gc_write_ptr(void* slot, void* value) {
  *
  * x86-64 only: a fiber that allocates, yields and resumes on another thread must read that
  * thread's cache. x86-64 compilers read initial-exec TLS through %fs at every access; on other
- * targets a compiler may keep the thread pointer in a register across the fiber switch. */
+ * targets a compiler may keep the thread pointer in a register across the fiber switch.
+ * Not in code built with ThreadSanitizer either: its instrumentation of a TLS read takes the
+ * variable's address once per function (GCC at -O2), and after a fiber switch it reported the
+ * old thread's slot as raced on, though the read itself went through %fs. */
+#if defined(__SANITIZE_THREAD__)
+#define TRICOLOR_TSAN_CALLER_ 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TRICOLOR_TSAN_CALLER_ 1
+#endif
+#endif
 #if defined(__GNUC__) || defined(__clang__)
 /* Internal state of the fast paths below (lib/alloc/mcache.h). Not part of the API. */
 struct tricolor_run { /* slots [next, end) of a span, cleared and ready */
@@ -194,8 +204,8 @@ static inline __attribute__((always_inline)) void* tricolor_tiny_bump_(struct tr
 }
 #endif
 
-#if !defined(TRICOLOR_NO_INLINE_ALLOC) && defined(__x86_64__) && \
-    (defined(__GNUC__) || defined(__clang__))
+#if !defined(TRICOLOR_NO_INLINE_ALLOC) && !defined(TRICOLOR_TSAN_CALLER_) && \
+    defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TRICOLOR_INLINE_ALLOC 1
 
 static inline __attribute__((always_inline)) struct tricolor_run* tricolor_run_of_(
