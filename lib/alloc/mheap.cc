@@ -557,7 +557,9 @@ size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns) {
       bool found = false;
       while (!found && it != runs_by_addr_.begin()) {
         --it;
-        if (min_age_ns && now_ns - it->second.freed_ns < min_age_ns) continue;
+        // A run freed (or joined by pages freed) after now_ns was read is young, not old.
+        if (min_age_ns && (it->second.freed_ns >= now_ns || now_ns - it->second.freed_ns < min_age_ns))
+          continue;
         const uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
         uintptr_t p = unreleased_end_locked(rs, std::min(re, below));
         if (p == rs) continue;  // every page of it released already
@@ -642,7 +644,7 @@ void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
     --it;
     uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
     if (rs > lo || re < base + bytes) continue;
-    if (min_age_ns && now_ns - it->second.freed_ns < min_age_ns) continue;
+    if (min_age_ns && (it->second.freed_ns >= now_ns || now_ns - it->second.freed_ns < min_age_ns)) continue;
     FreeRun run = it->second;
     erase_run(it);
     if (rs < lo) {

@@ -2,7 +2,9 @@
 // the fiber C API. See README.md in this folder for the overview (the numbered steps below
 // refer to it) and the invariants INV-SCHED-*.
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -241,8 +243,14 @@ void acquirep(M* m, P* p) {
 
 void mstart(M* m);
 
+std::atomic<int> g_fail_new_ms{0};         // test_fail_new_ms
+std::atomic<uint64_t> g_failed_ms{0};      // sched_failed_ms
+
 // Hands p (or an idle P) to an idle M, or to a new one (Go's startm). spinning: the M is
 // counted in nmspinning already and looks for work to steal.
+// A thread that cannot be started (a thread limit: pthread_create's EAGAIN) leaves the P
+// idle, where a running M steals its fibers or a thread leaving a blocking region takes it;
+// std::thread's exception ended the process (std::terminate) from sysmon's retake.
 void startm(P* p, bool spinning) {
   M* nm;
   {
@@ -267,7 +275,20 @@ void startm(P* p, bool spinning) {
       nm->nextp = p;
       nm->spinning = spinning;
       S.allm.push_back(nm);
-      nm->thread = new std::thread(mstart, nm);
+      try {
+        if (g_fail_new_ms.load(std::memory_order_relaxed) > 0 &&
+            g_fail_new_ms.fetch_sub(1, std::memory_order_relaxed) > 0)
+          throw std::system_error(EAGAIN, std::generic_category(), "test_fail_new_ms");
+        nm->thread = new std::thread(mstart, nm);
+      } catch (const std::system_error& e) {
+        S.allm.pop_back();
+        delete nm;
+        pidleput(p);
+        if (spinning) S.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+        g_failed_ms.fetch_add(1, std::memory_order_relaxed);
+        log_error("cannot start a fiber worker thread (%s; %zu running): its P waits for "
+                  "one that runs", e.what(), S.allm.size());
+      }
       return;
     }
   }
@@ -1062,6 +1083,8 @@ int sched_threads() {
   }
   return g_last_threads;
 }
+void test_fail_new_ms(int n) { g_fail_new_ms.store(n, std::memory_order_relaxed); }
+uint64_t sched_failed_ms() { return g_failed_ms.load(std::memory_order_relaxed); }
 
 }  // namespace tricolor::internal
 

@@ -163,6 +163,11 @@ int sched_threads();
 // Preemption requests sent by sysmon, P's retaken from blocked M's (running or last run).
 uint64_t sched_preempt_requests();
 uint64_t sched_retakes();
+// The next n worker threads the scheduler starts fail to start, as pthread_create does
+// under a thread limit (EAGAIN).
+void test_fail_new_ms(int n);
+// Worker threads that could not be started (running or last gc_run).
+uint64_t sched_failed_ms();
 
 // ---- Shared between proc.cc and sysmon.cc -------------------------------------------------
 

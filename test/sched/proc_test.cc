@@ -5,10 +5,13 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
+#include <string>
 #include <cstdio>
 #include <thread>
 #include <vector>
 
+#include "api/capture.h"
 #include "os/clock.h"
 #include "sched/child.h"
 #include "sched/fibers.h"
@@ -316,4 +319,52 @@ TEST_CASE("gc_go says that it returns NULL when a fiber stack cannot be mapped",
   CHECK(r.output.find("gc_go: no stack could be mapped for the new fiber") != std::string::npos);
   CHECK(r.output.find("gc_go returns NULL") != std::string::npos);
   CHECK(r.output.find(", 1 refused") != std::string::npos);
+}
+
+namespace {
+void block_briefly(void* a) {
+  gc_blocking_begin();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  gc_blocking_end();
+  static_cast<std::atomic<int>*>(a)->fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+// A worker thread that cannot be started (pthread_create's EAGAIN under a thread limit)
+// leaves its P idle, with a message: the exception of std::thread ended the process
+// (std::terminate from sysmon's retake of a blocked fiber's P). The fibers all run.
+TEST_CASE("a worker thread that cannot be started leaves its P idle, with a message",
+          "[sched][proc]") {
+  ensure_heap();
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  test_fail_new_ms(1 << 20);  // every new worker thread fails
+  uint64_t failed0 = sched_failed_ms();
+  std::atomic<int> done{0};
+  int rc = run_fibers(2, [&] {
+    std::vector<gc_fiber*> fs;
+    for (int i = 0; i < 20; i++) fs.push_back(gc_go(block_briefly, &done));
+    for (gc_fiber* f : fs)
+      if (f) gc_join(f);
+  });
+  test_fail_new_ms(0);
+  char text[8192];
+  capture_end(&c, text, sizeof text);
+  INFO("captured: " << text);
+  CHECK(rc == 0);
+  CHECK(done.load() == 20);
+  CHECK(sched_threads() == 1);  // the caller alone
+  CHECK(sched_failed_ms() > failed0);
+  CHECK(std::string(text).find("cannot start a fiber worker thread") != std::string::npos);
+  // Threads start again once they can.
+  done = 0;
+  rc = run_fibers(2, [&] {
+    std::vector<gc_fiber*> fs;
+    for (int i = 0; i < 20; i++) fs.push_back(gc_go(block_briefly, &done));
+    for (gc_fiber* f : fs)
+      if (f) gc_join(f);
+  });
+  CHECK(rc == 0);
+  CHECK(done.load() == 20);
+  CHECK(sched_threads() >= 2);
 }
