@@ -4,7 +4,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -51,6 +54,25 @@ bool map_stack(size_t size, StackMem* out) {
   return true;
 }
 
+// The stacks that may be mapped at once: two mappings each, within vm.max_map_count less a
+// reserve for everything else (see stack.h). SIZE_MAX when the limit cannot be read.
+std::atomic<size_t> g_budget_override{0};  // test_set_stack_map_budget
+size_t stack_budget() {
+  if (size_t o = g_budget_override.load(std::memory_order_relaxed)) return o;
+  static const size_t budget = [] {
+    size_t max_maps = 0;
+    if (FILE* f = fopen("/proc/sys/vm/max_map_count", "r")) {
+      unsigned long v = 0;
+      if (fscanf(f, "%lu", &v) == 1) max_maps = v;
+      fclose(f);
+    }
+    if (max_maps == 0) return SIZE_MAX;
+    size_t reserve = std::max<size_t>(max_maps / 8, 4096);
+    return max_maps > reserve ? (max_maps - reserve) / 2 : size_t{0};
+  }();
+  return budget;
+}
+
 void unmap_stack(const StackMem& m) {
   size_t guard = page_size();
   munmap(reinterpret_cast<void*>(m.lo - guard), m.size() + guard);
@@ -80,9 +102,20 @@ bool stack_mem_alloc(size_t size, StackMem* out) {
       return true;
     }
   }
-  if (!map_stack(size, out)) return false;
-  std::lock_guard<std::mutex> g(g_pool.mu);
-  g_pool.mapped++;
+  {
+    std::lock_guard<std::mutex> g(g_pool.mu);
+    if (g_pool.mapped >= stack_budget()) {
+      log_error("cannot map another fiber stack: %zu are mapped, two mappings each, and the "
+                "rest of vm.max_map_count is kept for the heap and the program", g_pool.mapped);
+      return false;
+    }
+    g_pool.mapped++;  // counted first: threads mapping at once stay within the budget
+  }
+  if (!map_stack(size, out)) {
+    std::lock_guard<std::mutex> g(g_pool.mu);
+    g_pool.mapped--;
+    return false;
+  }
   return true;
 }
 
@@ -108,6 +141,10 @@ void stack_mem_release_pool() {
 }
 
 size_t stack_mem_guard() { return page_size(); }
+
+void test_set_stack_map_budget(size_t stacks) {
+  g_budget_override.store(stacks, std::memory_order_relaxed);
+}
 
 size_t stack_mem_pooled() {
   std::lock_guard<std::mutex> g(g_pool.mu);

@@ -13,6 +13,7 @@
 
 #include "api/capture.h"
 #include "os/clock.h"
+#include "os/stack.h"
 #include "sched/child.h"
 #include "sched/fibers.h"
 #include "sched/sched.h"
@@ -367,4 +368,51 @@ TEST_CASE("a worker thread that cannot be started leaves its P idle, with a mess
   CHECK(rc == 0);
   CHECK(done.load() == 20);
   CHECK(sched_threads() >= 2);
+}
+
+// gc_go refuses a stack before the process runs out of memory mappings (two per fiber stack,
+// vm.max_map_count in all): at the limit itself every later mapping failed, and the next
+// collection aborted inside mimalloc. Here the stacks' budget is set low; past it gc_go
+// returns NULL with a message, and collections and allocation go on.
+TEST_CASE("gc_go returns NULL at the fiber stacks' share of the mappings, and the heap goes on",
+          "[sched][proc]") {
+  ensure_heap();
+  capture c;
+  REQUIRE(capture_begin(&c) == 0);
+  std::atomic<bool> stop{false};
+  int spawned = 0, refused = 0;
+  bool heap_ok = false;
+  int rc = run_fibers(1, [&] {
+    test_set_stack_map_budget(stack_mem_mapped() + 40);
+    std::vector<gc_fiber*> fs;
+    auto wait = [](void* a) {
+      while (!static_cast<std::atomic<bool>*>(a)->load()) gc_yield();
+    };
+    while (spawned < 1000) {
+      gc_fiber* g = gc_go(wait, &stop);
+      if (!g) {
+        refused++;
+        break;
+      }
+      fs.push_back(g);
+      spawned++;
+    }
+    gc_collect();
+    void* p = gc_alloc(64, nullptr);
+    void* q = gc_alloc_noscan(1 << 20);
+    heap_ok = p && q;
+    stop.store(true);
+    for (gc_fiber* g : fs) gc_join(g);
+    test_set_stack_map_budget(0);
+  });
+  char text[8192];
+  capture_end(&c, text, sizeof text);
+  INFO("captured: " << text);
+  CHECK(rc == 0);
+  CHECK(refused == 1);
+  CHECK(spawned >= 40);
+  CHECK(spawned < 1000);
+  CHECK(heap_ok);
+  CHECK(std::string(text).find("cannot map another fiber stack") != std::string::npos);
+  CHECK(std::string(text).find("gc_go returns NULL") != std::string::npos);
 }
