@@ -16,7 +16,11 @@
 //                    store). test/cpp/member_test.cc records the generated code of a store.
 //   fields<&T::a...> the precise pointer map of T, named by T::gc_fields. Its gc_type is built
 //                    once per T, on the first allocation (a function-local static: one load and
-//                    a branch afterwards). A T without gc_fields is scanned conservatively.
+//                    a branch afterwards). A T without gc_fields is scanned conservatively,
+//                    and so is a T whose gc_fields comes from a base and names none of T's
+//                    own fields while T is larger than the base (T added fields the base's
+//                    map does not know: give T a gc_fields of its own to keep it precise).
+//                    gc_fields must be public. Fields of a virtual base cannot be listed.
 //   make<T>(args)    gc_alloc + placement new. GC'd objects never run destructors, so T must be
 //                    trivially destructible (checked at compile time).
 //   make_noscan<T>   gc_alloc_noscan for pointer-free types, optionally with additional_bytes
@@ -30,6 +34,12 @@
 //                    heap pointer, which the collector never waits for.
 //   thread_attachment  RAII gc_thread_attach/detach for a thread that allocates (nests).
 //   go(callable)     a fiber (fiber.h); returns a handle with join(). run(callable) wraps gc_run.
+//                    The callable object itself is kept alive until the fiber starts: heap
+//                    pointers must be in it (a lambda's captures), not in memory it owns
+//                    elsewhere (a std::function's captures too large for its own buffer live
+//                    in malloc'd memory, which is not scanned). Outside a fiber go throws
+//                    std::logic_error; on a fiber whose gc_go fails (no stack could be
+//                    mapped, or a call inside a blocking region, as the log says) bad_alloc.
 //
 // Heap pointers in local variables need nothing: stacks and registers are scanned
 // conservatively. Failure to allocate throws std::bad_alloc (std::abort without exceptions),
@@ -44,6 +54,7 @@
 #error "tricolor/gc.hpp needs C++20 (-std=c++20); C++17 code can use tricolor/gc.h"
 #else
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +85,11 @@ template <class U, std::size_t N>
 struct is_member<member<U>[N]> : std::true_type {};
 
 // Splits a pointer to data member `F C::*` into C and F.
+// C is T, or a base of T at a fixed offset (public, unambiguous, not virtual): a pointer to
+// C converts back to a pointer to T only then.
+template <class C, class T>
+concept fixed_offset_base = std::is_same_v<C, T> || requires(C* c) { static_cast<T*>(c); };
+
 template <class M>
 struct member_pointer_traits;
 template <class C, class F>
@@ -215,6 +231,14 @@ struct fields {
                    ...),
                   "tricolor::fields<...>: a field belongs to a class that is not T nor a base "
                   "of T");
+    // A field of a virtual base has no fixed offset in T (it is found through the vtable,
+    // which the dummy buffer below does not have: make<T> crashed computing it).
+    static_assert((detail::fixed_offset_base<
+                       typename detail::member_pointer_traits<decltype(Fields)>::class_type, T> &&
+                   ...),
+                  "tricolor::fields<...>: a field of a virtual base (or of a private or "
+                  "ambiguous base) of T has no fixed offset in T; list only fields of T and of "
+                  "its public non-virtual bases, or drop gc_fields to scan T conservatively");
     alignas(T) static unsigned char buf[sizeof(T)];
     T* t = reinterpret_cast<T*>(buf);
     std::size_t k = 0;
@@ -235,6 +259,31 @@ struct is_fields<fields<F...>> : std::true_type {};
 
 template <class T>
 concept has_gc_fields = requires { typename T::gc_fields; };
+
+// Whether T::gc_fields maps all of T. A gc_fields found in a base names only the base's
+// fields: a derived class that adds member<U> fields without a gc_fields of its own would be
+// scanned by the base's map, and the objects its new fields hold were freed while reachable.
+// So the map is used when one of its fields is T's own, or when its classes are as large as T
+// (T adds no data); otherwise T is scanned conservatively (safe, less precise).
+template <class T, auto... F>
+constexpr bool fields_cover(fields<F...>*) {
+  if constexpr (sizeof...(F) == 0) {
+    return true;  // no field to say whose map it is (a pointer-free T)
+  } else {
+    constexpr bool own =
+        (std::is_same_v<typename member_pointer_traits<decltype(F)>::class_type, T> || ...);
+    constexpr std::size_t largest = std::max(
+        {sizeof(typename member_pointer_traits<decltype(F)>::class_type)...});
+    return own || largest == sizeof(T);
+  }
+}
+template <class T>
+constexpr bool precise_map() {
+  if constexpr (has_gc_fields<T>)
+    return fields_cover<T>(static_cast<typename T::gc_fields*>(nullptr));
+  else
+    return false;
+}
 
 template <class T>
 const gc_type* build_type() {
@@ -259,7 +308,7 @@ const gc_type* build_type() {
 // static and a branch.
 template <class T>
 const gc_type* type_of() {
-  if constexpr (has_gc_fields<T>) {
+  if constexpr (precise_map<T>()) {
     static const gc_type* const t = build_type<T>();
     return t;
   } else {
@@ -357,13 +406,15 @@ T* make_array(std::size_t n) {
   static_assert(alignof(T) <= 16, "tricolor::make_array<T>: the heap aligns objects to 16 bytes at most, "
                                   "and T asks for more (alignas above 16)");
   if (n > SIZE_MAX / sizeof(T)) detail::alloc_failed();
+  // At least alignof(T) bytes: an empty array of 16-aligned T got gc_alloc(0)'s 8-byte object.
+  const std::size_t bytes = n ? n * sizeof(T) : alignof(T);
   void* p;
   if constexpr (detail::is_member<T>::value)
-    p = gc_alloc(n * sizeof(T), detail::pointer_word_type());
+    p = gc_alloc(bytes, detail::pointer_word_type());
   else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>)
-    p = gc_alloc_noscan(n * sizeof(T));
+    p = gc_alloc_noscan(bytes);
   else
-    p = gc_alloc(n * sizeof(T), detail::type_of<T>());
+    p = gc_alloc(bytes, detail::type_of<T>());
   if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();
   T* a = static_cast<T*>(p);
   if constexpr (std::is_trivially_default_constructible_v<T>) {
@@ -528,7 +579,11 @@ template <class F>
   if (!f) {
     gc_remove_root(box);
     delete box;
-    detail::misuse("tricolor::go: gc_go failed (called outside gc_run?)");
+    if (gc_fiber_self() == nullptr)
+      detail::misuse("tricolor::go: called outside run()/gc_run (not on a fiber)");
+    // On a fiber: no stack could be mapped for the new one (resources), or the call came from
+    // inside a blocking region (misuse); the library's message on stderr says which.
+    detail::alloc_failed();
   }
   return fiber(f);
 }
@@ -547,9 +602,15 @@ int run(F callable) {
 
 inline void yield() { gc_yield(); }
 
+// As std::this_thread::sleep_for: a duration of zero or less returns at once; one too long
+// for 64-bit nanoseconds sleeps "forever" (gc_sleep's 2^63 ns). The count is converted in
+// floating point: duration_cast to nanoseconds overflowed for hours::max(), and a negative
+// count cast to uint64_t slept for 292 years.
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  gc_sleep(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+  if (d <= d.zero()) return;
+  long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  gc_sleep(ns >= 9.2e18L ? UINT64_MAX : static_cast<uint64_t>(ns));
 }
 
 }  // namespace tricolor

@@ -376,7 +376,9 @@ void stopm(M* m, uint64_t deadline) {
         continue;
       }
       if (deadline == UINT64_MAX) m->park_cv.wait(l);
-      else m->park_cv.wait_for(l, std::chrono::nanoseconds(deadline - now));
+      // At most an hour at a time (the loop looks again): a timer far away (gc_sleep of
+      // UINT64_MAX ns) overflowed the condition variable's now() + d, which then spun.
+      else m->park_cv.wait_for(l, std::chrono::nanoseconds(std::min<uint64_t>(deadline - now, kMaxParkNs)));
     }
     if (m->woken) {
       m->woken = false;

@@ -139,6 +139,10 @@ struct M {
   AltStack sigstack;         // while the M runs the scheduler (owner)
 };
 
+// The longest single wait on a condition variable for a timer (an hour; the waiter looks
+// again): steady_clock's now() + d overflows for a deadline centuries away.
+inline constexpr uint64_t kMaxParkNs = uint64_t{3600} * 1000000000;
+
 // ---- Internal API (tests, benchmarks) --------------------------------------------------
 
 struct SchedPStats {

@@ -101,7 +101,7 @@ void sysmon_loop() {
     {
       std::unique_lock<std::mutex> l(g_mu);
       if (g_stop) return;
-      if (sleep) g_cv.wait_for(l, std::chrono::nanoseconds(sleep));
+      if (sleep) g_cv.wait_for(l, std::chrono::nanoseconds(std::min<uint64_t>(sleep, kMaxParkNs)));
       // Nothing runs and nothing waits for a time: sleep until the scheduler wakes up.
       while (!g_stop && sched_all_idle() && next_timer_ns() == UINT64_MAX) {
         g_waiting = true;

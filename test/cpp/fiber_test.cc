@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -91,4 +92,22 @@ TEST_CASE("go outside run reports the misuse", "[cpp][fiber]") {
   REQUIRE_THROWS_AS(tricolor::go([] {}), std::logic_error);
   tricolor::fiber empty;
   REQUIRE_THROWS_AS(empty.join(), std::logic_error);
+}
+
+// sleep_for as std::this_thread::sleep_for: zero or a negative duration returns at once (a
+// negative count cast to uint64_t slept for 292 years), on a plain thread and on a fiber.
+TEST_CASE("sleep_for with a duration of zero or less returns at once", "[cpp][fiber]") {
+  ensure_heap();
+  auto t0 = std::chrono::steady_clock::now();
+  tricolor::sleep_for(std::chrono::milliseconds(-5));
+  tricolor::sleep_for(std::chrono::hours(-1));
+  tricolor::sleep_for(std::chrono::seconds(0));
+  int rc = tricolor::run([] {
+    tricolor::sleep_for(std::chrono::nanoseconds(-1));
+    tricolor::sleep_for(std::chrono::minutes(-10));
+    tricolor::fiber f = tricolor::go([] { tricolor::sleep_for(std::chrono::seconds(-3)); });
+    f.join();
+  });
+  REQUIRE(rc == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
 }
