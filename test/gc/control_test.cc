@@ -50,6 +50,19 @@ void churn(size_t bytes) {
 std::atomic<int> g_oom_calls{0};
 void count_oom(size_t) { g_oom_calls++; }
 
+// n objects of 1 MiB, written (resident), held from hold[0] through an array; their hidden
+// addresses go to *hidden if given.
+void hold_resident_mib(void** hold, int n, std::vector<uintptr_t>* hidden) {
+  auto** arr = static_cast<void**>(gc_alloc(size_t(n) * sizeof(void*), nullptr));
+  hold[0] = arr;
+  for (int i = 0; i < n; i++) {
+    auto* p = static_cast<char*>(gc_alloc_noscan(1 << 20));
+    memset(p, 1, 1 << 20);  // resident
+    gc_write_ptr(&arr[i], p);
+    if (hidden) hidden->push_back(hide(p));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a churn loop keeps the heap near its goal over many cycles", "[gc][pacer]") {
@@ -192,14 +205,7 @@ TEST_CASE("the scavenger and gc_free_os_memory return free memory to the OS", "[
   static void* hold[1];
   gc_add_root(hold, sizeof hold);
   on_fresh_thread([&] {
-    auto** arr = static_cast<void**>(gc_alloc(200 * sizeof(void*), nullptr));
-    hold[0] = arr;
-    for (int i = 0; i < 200; i++) {
-      auto* p = static_cast<char*>(gc_alloc_noscan(1 << 20));
-      memset(p, 1, 1 << 20);  // resident
-      gc_write_ptr(&arr[i], p);
-      hidden.push_back(hide(p));
-    }
+    hold_resident_mib(hold, 200, &hidden);
     for (int i = 0; i < 100000; i++) memset(gc_alloc_noscan(512), 2, 512);
   });
   size_t rss1 = os_rss_bytes();
@@ -296,15 +302,7 @@ TEST_CASE("the background scavenger brings resident pages back near the heap goa
   StressCollectionsHeld no_stress;
   static void* hold[1];
   gc_add_root(hold, sizeof hold);
-  on_fresh_thread([&] {
-    auto** arr = static_cast<void**>(gc_alloc(128 * sizeof(void*), nullptr));
-    hold[0] = arr;
-    for (int i = 0; i < 128; i++) {
-      auto* p = static_cast<char*>(gc_alloc_noscan(1 << 20));
-      memset(p, 1, 1 << 20);  // resident
-      gc_write_ptr(&arr[i], p);
-    }
-  });
+  on_fresh_thread([&] { hold_resident_mib(hold, 128, nullptr); });
   gc_stats s;
   gc_read_stats(&s);
   const uint64_t peak = s.heap_sys - s.heap_released;

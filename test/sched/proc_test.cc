@@ -27,6 +27,20 @@ namespace {
 
 void count_up(void* a) { static_cast<std::atomic<int>*>(a)->fetch_add(1, std::memory_order_relaxed); }
 
+// Spawns fibers that yield until *stop, at most `most`, until gc_go refuses one; they go into
+// fs. Returns whether gc_go refused.
+bool spawn_until_refused(std::atomic<bool>* stop, int most, std::vector<gc_fiber*>* fs) {
+  auto spin = [](void* a) {
+    while (!static_cast<std::atomic<bool>*>(a)->load()) gc_yield();
+  };
+  while (int(fs->size()) < most) {
+    gc_fiber* g = gc_go(spin, stop);
+    if (!g) return true;
+    fs->push_back(g);
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("100k fibers (fewer under sanitizers) are spawned and joined and their stacks reused", "[sched][proc]") {
@@ -292,18 +306,8 @@ TEST_CASE("child: gc_go under an address-space limit until it returns NULL",
     if (setrlimit(RLIMIT_AS, &lim) != 0) return;
     std::vector<gc_fiber*> fs;
     fs.reserve(100000);
-    auto spin = [](void* a) {
-      while (!static_cast<std::atomic<bool>*>(a)->load()) gc_yield();
-    };
-    while (spawned < 100000) {
-      gc_fiber* g = gc_go(spin, &stop);
-      if (!g) {
-        refused++;
-        break;
-      }
-      fs.push_back(g);
-      spawned++;
-    }
+    refused += spawn_until_refused(&stop, 100000, &fs);
+    spawned = int(fs.size());
     stop.store(true);
     for (gc_fiber* g : fs) gc_join(g);
   });
@@ -385,18 +389,8 @@ TEST_CASE("gc_go returns NULL at the fiber stacks' share of the mappings, and th
   int rc = run_fibers(1, [&] {
     test_set_stack_map_budget(stack_mem_mapped() + 40);
     std::vector<gc_fiber*> fs;
-    auto wait = [](void* a) {
-      while (!static_cast<std::atomic<bool>*>(a)->load()) gc_yield();
-    };
-    while (spawned < 1000) {
-      gc_fiber* g = gc_go(wait, &stop);
-      if (!g) {
-        refused++;
-        break;
-      }
-      fs.push_back(g);
-      spawned++;
-    }
+    refused += spawn_until_refused(&stop, 1000, &fs);
+    spawned = int(fs.size());
     gc_collect();
     void* p = gc_alloc(64, nullptr);
     void* q = gc_alloc_noscan(1 << 20);
