@@ -279,10 +279,12 @@ constexpr bool fields_cover(fields<F...>*) {
 }
 template <class T>
 constexpr bool precise_map() {
-  if constexpr (has_gc_fields<T>)
-    return fields_cover<T>(static_cast<typename T::gc_fields*>(nullptr));
-  else
+  if constexpr (!has_gc_fields<T>)
     return false;
+  else if constexpr (!is_fields<typename T::gc_fields>::value)
+    return true;  // build_type says what gc_fields must be
+  else
+    return fields_cover<T>(static_cast<typename T::gc_fields*>(nullptr));
 }
 
 template <class T>
