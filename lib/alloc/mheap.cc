@@ -535,13 +535,14 @@ bool mheap::free_page_dirty(uintptr_t p) {
 }
 
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
-  size_t released = scavenge_some(SIZE_MAX, now_ns, min_age_ns);
+  size_t released = scavenge_some(SIZE_MAX, now_ns, min_age_ns, kScavengeBulkBatchPages);
   std::lock_guard<SpinMutex> g(lock_);
   release_free_chunks_locked(now_ns, min_age_ns);
   return released;
 }
 
-size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns) {
+size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns,
+                            size_t batch_pages) {
   // Go's scavenger works down from the top of the heap too (its allocation is lowest-first).
   // The pages of a batch leave the free runs while they are released, so that no allocation
   // takes them meanwhile (Go's scavenger allocates the pages it releases, for the same
@@ -564,7 +565,7 @@ size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns) {
         uintptr_t p = unreleased_end_locked(rs, std::min(re, below));
         if (p == rs) continue;  // every page of it released already
         const size_t left = (want - released + kPageSize - 1) / kPageSize;
-        const size_t max_pages = std::min(kScavengeBatchPages, std::max<size_t>(left, 1));
+        const size_t max_pages = std::min(std::max<size_t>(batch_pages, 1), std::max<size_t>(left, 1));
         hi = p;
         lo = p - kPageSize;
         while (lo > rs && (hi - lo) / kPageSize < max_pages && !page_released_locked(lo - kPageSize))

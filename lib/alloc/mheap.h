@@ -128,11 +128,16 @@ class mheap {
   size_t scavenge(uint64_t now_ns, uint64_t min_age_ns);
   // Releases up to `want` bytes (rounded up to pages) of free pages not yet released, from
   // the highest addresses down (allocation takes the lowest first), of runs free for at
-  // least min_age_ns (0: any). In batches of at most kScavengeBatchPages, each taken out of
-  // the free runs under the lock and released without it: an allocation never waits for a
-  // madvise of more than a batch. Returns bytes released.
-  size_t scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns);
+  // least min_age_ns (0: any). In batches of at most batch_pages, each taken out of the free
+  // runs under the lock and released without it: an allocation never waits for a madvise of
+  // more than a batch. Returns bytes released.
+  size_t scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns,
+                       size_t batch_pages = kScavengeBatchPages);
+  // The background scavenger's batch (512 KiB), and the one of scavenge (age, and
+  // gc_free_os_memory: 32 MiB, fewer system calls and TLB shootdowns for a large release;
+  // ThreadSanitizer also drops the shadow of a large madvised range, not of small ones).
   static constexpr size_t kScavengeBatchPages = 64;
+  static constexpr size_t kScavengeBulkBatchPages = 4096;
 
   mcentral& central(SpanClass sc) { return central_[sc]; }
 
