@@ -349,18 +349,22 @@ struct additional_bytes {
 // A new T on the heap, constructed from args. Precise when T has gc_fields, else conservative.
 template <class T, class... A>
 T* make(A&&... args) {
-  // First, so that make<T[]> reports this rather than the destructor check below (an array
-  // of unknown bound is not trivially destructible either).
-  static_assert(!std::is_array_v<T>, "tricolor::make<T[]>: use tricolor::make_array<T>(n)");
-  static_assert(alignof(T) <= 16, "tricolor::make<T>: the heap aligns objects to 16 bytes at most, "
-                                  "and T asks for more (alignas above 16)");
-  static_assert(std::is_trivially_destructible_v<T>,
-                "tricolor::make<T>: GC'd objects never run destructors, so T must be trivially "
-                "destructible (no std::string, std::vector or unique_ptr fields: use member<U>, "
-                "make_array and make_noscan objects instead)");
-  void* p = gc_alloc(sizeof(T), detail::type_of<T>());
-  if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();
-  return detail::construct<T>(p, std::forward<A>(args)...);
+  if constexpr (std::is_array_v<T>) {
+    // Alone: the checks below would add errors of their own for an array type (not
+    // trivially destructible, sizeof of an incomplete type).
+    static_assert(!std::is_array_v<T>, "tricolor::make<T[]>: use tricolor::make_array<T>(n)");
+    return nullptr;
+  } else {
+    static_assert(alignof(T) <= 16, "tricolor::make<T>: the heap aligns objects to 16 bytes at "
+                                    "most, and T asks for more (alignas above 16)");
+    static_assert(std::is_trivially_destructible_v<T>,
+                  "tricolor::make<T>: GC'd objects never run destructors, so T must be trivially "
+                  "destructible (no std::string, std::vector or unique_ptr fields: use member<U>, "
+                  "make_array and make_noscan objects instead)");
+    void* p = gc_alloc(sizeof(T), detail::type_of<T>());
+    if (__builtin_expect(p == nullptr, 0)) detail::alloc_failed();
+    return detail::construct<T>(p, std::forward<A>(args)...);
+  }
 }
 
 // A new pointer-free T: the collector never scans it (strings, numbers, byte buffers).
