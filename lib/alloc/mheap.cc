@@ -60,14 +60,23 @@ void mheap::destroy() {
   for (int i = 0; i < kNumSpanClasses; i++) central_[i].init(static_cast<SpanClass>(i));
 }
 
-template <class Op>
-void mheap::for_pages(uintptr_t addr, size_t npages, Op op) {
-  uintptr_t end = addr + npages * kPageSize;
-  for (uintptr_t p = addr; p < end; p += kPageSize) {
+template <class F>
+void mheap::for_page_words(uintptr_t addr, size_t npages, F f) {
+  // Pieces end at a bitmap word's end, and so at an arena's (a free run may cross into a
+  // neighbouring arena).
+  for (size_t k = 0; k < npages;) {
+    uintptr_t p = addr + k * kPageSize;
     HeapArena* a = arena_of(p);
-    size_t i = (p >> kPageShift) % kPagesPerArena;
-    op(a, i);
+    size_t i = (p >> kPageShift) % kPagesPerArena, off = i % 64;
+    size_t n = std::min<size_t>(64 - off, npages - k);
+    f(a, i / 64, off, k, (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << off);
+    k += n;
   }
+}
+
+void mheap::add_run_locked(uintptr_t addr, size_t npages, uint64_t freed_ns) {
+  runs_by_addr_.emplace(addr, FreeRun{npages, freed_ns});
+  runs_by_size_.emplace(npages, addr);
 }
 
 void mheap::insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns) {
@@ -172,13 +181,8 @@ void mheap::add_arenas(void* mem, size_t bytes) {
   // The chunk's first page holds no object (kChunkHeadBytes): its free pages start after it.
   // They are new from the OS: released, as Go counts a heap's new memory (HeapReleased), so
   // that the spans on them know their pages may not be resident yet (mspan::fresh).
-  for (uintptr_t p = base + kChunkHeadBytes; p < base + bytes;) {
-    HeapArena* a = arena_of(p);
-    size_t i = (p >> kPageShift) % kPagesPerArena;
-    size_t n = std::min(kPagesPerArena - i, (base + bytes - p) / kPageSize);
-    for (size_t k = i; k < i + n; k++) a->scavenged[k / 64] |= uint64_t{1} << (k % 64);
-    p += n * kPageSize;
-  }
+  for_page_words(base + kChunkHeadBytes, (bytes - kChunkHeadBytes) / kPageSize,
+                 [](HeapArena* a, size_t w, unsigned, size_t, uint64_t mask) { a->scavenged[w] |= mask; });
   counters.heap_released.fetch_add(bytes - kChunkHeadBytes, std::memory_order_relaxed);
   counters.heap_sys.fetch_add(bytes - kChunkHeadBytes, std::memory_order_relaxed);
   insert_run(base + kChunkHeadBytes, (bytes - kChunkHeadBytes) / kPageSize, 0);
@@ -246,22 +250,15 @@ static_assert(kPagesPerArena % 64 == 0, "an arena's page bitmaps end at a word's
 template <class F>
 void mheap::clear_page_bits(uintptr_t addr, size_t npages, F f) {
   // A word of each bitmap at a time, not a page at a time: a page cache's refill clears 64
-  // pages here with the heap lock held. Pieces end at a bitmap word's end, and so at an
-  // arena's (a free run may cross into a neighbouring arena).
+  // pages here with the heap lock held.
   size_t released = 0;
-  for (size_t k = 0; k < npages;) {
-    uintptr_t p = addr + k * kPageSize;
-    HeapArena* a = arena_of(p);
-    size_t i = (p >> kPageShift) % kPagesPerArena, w = i / 64, off = i % 64;
-    size_t n = std::min<size_t>(64 - off, npages - k);
-    uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << off;
+  for_page_words(addr, npages, [&](HeapArena* a, size_t w, unsigned off, size_t k, uint64_t mask) {
     uint64_t d = a->dirty[w] & mask, r = a->scavenged[w] & mask;
     a->dirty[w] &= ~mask;
     a->scavenged[w] &= ~mask;
     released += size_t(__builtin_popcountll(r));
     f(k, d >> off, r >> off);
-    k += n;
-  }
+  });
   if (released) counters.heap_released.fetch_sub(released * kPageSize, std::memory_order_relaxed);
 }
 
@@ -280,16 +277,10 @@ void mheap::flush_page_cache_locked(PageCache* pc) {
     uintptr_t addr = pc->base + i * kPageSize;
     // A bitmap word at a time, as clear_page_bits takes them.
     uint64_t dirty = pc->dirty >> i, scav = pc->scav >> i;  // bit j: page i + j
-    for (size_t k = 0; k < n;) {
-      uintptr_t p = addr + k * kPageSize;
-      HeapArena* a = arena_of(p);
-      size_t j = (p >> kPageShift) % kPagesPerArena, w = j / 64, off = j % 64;
-      size_t m = std::min<size_t>(64 - off, n - k);
-      uint64_t mask = (m == 64 ? ~uint64_t{0} : (uint64_t{1} << m) - 1);
-      a->dirty[w] |= ((dirty >> k) & mask) << off;
-      a->scavenged[w] |= ((scav >> k) & mask) << off;
-      k += m;
-    }
+    for_page_words(addr, n, [&](HeapArena* a, size_t w, unsigned off, size_t k, uint64_t mask) {
+      a->dirty[w] |= ((dirty >> k) << off) & mask;
+      a->scavenged[w] |= ((scav >> k) << off) & mask;
+    });
     uint64_t mask = (n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1) << i;
     if (pc->scav & mask)
       counters.heap_released.fetch_add(uint64_t(__builtin_popcountll(pc->scav & mask)) * kPageSize,
@@ -465,7 +456,8 @@ void mheap::free_span(mspan* s, PageCache* pc, bool zeroed) {
   std::lock_guard<SpinMutex> g(lock_);
   retire_span(s);
   if (!zeroed)
-    for_pages(s->start, s->npages, [&](HeapArena* a, size_t i) { a->dirty[i / 64] |= uint64_t{1} << (i % 64); });
+    for_page_words(s->start, s->npages,
+                   [](HeapArena* a, size_t w, unsigned, size_t, uint64_t mask) { a->dirty[w] |= mask; });
   insert_run(s->start, s->npages, monotonic_ns());
   // The span struct is reused later, its bitmaps' block with it. A concurrent lock-free
   // reader that loaded the span pointer before the map was cleared sees kDead and gives
@@ -534,6 +526,12 @@ bool mheap::free_page_dirty(uintptr_t p) {
   return a && (a->dirty[i / 64] >> (i % 64) & 1);
 }
 
+// Whether a run freed at freed_ns is younger than min_age_ns at now_ns (0: no age needed). A
+// run freed (or joined by pages freed) after now_ns was read is young, not old.
+static bool too_young(uint64_t freed_ns, uint64_t now_ns, uint64_t min_age_ns) {
+  return min_age_ns && (freed_ns >= now_ns || now_ns - freed_ns < min_age_ns);
+}
+
 size_t mheap::scavenge(uint64_t now_ns, uint64_t min_age_ns) {
   size_t released = scavenge_some(SIZE_MAX, now_ns, min_age_ns, kScavengeBulkBatchPages);
   std::lock_guard<SpinMutex> g(lock_);
@@ -558,9 +556,7 @@ size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns,
       bool found = false;
       while (!found && it != runs_by_addr_.begin()) {
         --it;
-        // A run freed (or joined by pages freed) after now_ns was read is young, not old.
-        if (min_age_ns && (it->second.freed_ns >= now_ns || now_ns - it->second.freed_ns < min_age_ns))
-          continue;
+        if (too_young(it->second.freed_ns, now_ns, min_age_ns)) continue;
         const uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
         uintptr_t p = unreleased_end_locked(rs, std::min(re, below));
         if (p == rs) continue;  // every page of it released already
@@ -574,14 +570,8 @@ size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns,
         // touches another run (the run did not), so they go straight into the indexes.
         freed_ns = it->second.freed_ns;
         erase_run(it);
-        if (rs < lo) {
-          runs_by_addr_.emplace(rs, FreeRun{(lo - rs) / kPageSize, freed_ns});
-          runs_by_size_.emplace((lo - rs) / kPageSize, rs);
-        }
-        if (hi < re) {
-          runs_by_addr_.emplace(hi, FreeRun{(re - hi) / kPageSize, freed_ns});
-          runs_by_size_.emplace((re - hi) / kPageSize, hi);
-        }
+        if (rs < lo) add_run_locked(rs, (lo - rs) / kPageSize, freed_ns);
+        if (hi < re) add_run_locked(hi, (re - hi) / kPageSize, freed_ns);
         found = true;
       }
       if (!found) break;
@@ -589,12 +579,10 @@ size_t mheap::scavenge_some(size_t want, uint64_t now_ns, uint64_t min_age_ns,
     os_release(reinterpret_cast<void*>(lo), hi - lo);
     {
       std::lock_guard<SpinMutex> g(lock_);
-      for (uintptr_t p = lo; p < hi; p += kPageSize) {
-        HeapArena* a = arena_of(p);
-        size_t i = (p >> kPageShift) % kPagesPerArena;
-        a->scavenged[i / 64] |= uint64_t{1} << (i % 64);
-        a->dirty[i / 64] &= ~(uint64_t{1} << (i % 64));  // released pages read as zero
-      }
+      for_page_words(lo, (hi - lo) / kPageSize, [](HeapArena* a, size_t w, unsigned, size_t, uint64_t mask) {
+        a->scavenged[w] |= mask;
+        a->dirty[w] &= ~mask;  // released pages read as zero
+      });
       counters.heap_released.fetch_add(hi - lo, std::memory_order_relaxed);
       insert_run(lo, (hi - lo) / kPageSize, freed_ns);
     }
@@ -645,18 +633,11 @@ void mheap::release_free_chunks_locked(uint64_t now_ns, uint64_t min_age_ns) {
     --it;
     uintptr_t rs = it->first, re = rs + it->second.npages * kPageSize;
     if (rs > lo || re < base + bytes) continue;
-    if (min_age_ns && (it->second.freed_ns >= now_ns || now_ns - it->second.freed_ns < min_age_ns)) continue;
+    if (too_young(it->second.freed_ns, now_ns, min_age_ns)) continue;
     FreeRun run = it->second;
     erase_run(it);
-    if (rs < lo) {
-      runs_by_addr_.emplace(rs, FreeRun{(lo - rs) / kPageSize, run.freed_ns});
-      runs_by_size_.emplace((lo - rs) / kPageSize, rs);
-    }
-    if (re > base + bytes) {
-      uintptr_t r2 = base + bytes;
-      runs_by_addr_.emplace(r2, FreeRun{(re - r2) / kPageSize, run.freed_ns});
-      runs_by_size_.emplace((re - r2) / kPageSize, r2);
-    }
+    if (rs < lo) add_run_locked(rs, (lo - rs) / kPageSize, run.freed_ns);
+    if (re > base + bytes) add_run_locked(base + bytes, (re - base - bytes) / kPageSize, run.freed_ns);
     size_t released_pages = 0;
     for (auto it2 = arenas_.begin(); it2 != arenas_.end();) {
       HeapArena* a = *it2;

@@ -216,6 +216,12 @@ class mheap {
   // dirty: a page held objects (needzero); fresh: a page may not be resident (mspan::fresh).
   void setup_span(mspan* s, uintptr_t addr, size_t npages, SpanClass sc, bool dirty, bool fresh);
   void insert_run(uintptr_t addr, size_t npages, uint64_t freed_ns);
+  // Files a run that touches no other into both indexes (no coalescing).
+  void add_run_locked(uintptr_t addr, size_t npages, uint64_t freed_ns);
+  // Runs f(arena, word, offset, k, mask) over the page bitmaps of [addr, npages pages), a
+  // bitmap word at a time: mask has the bits of pages k.. of the range in word `word`, from
+  // bit `offset`.
+  template <class F> void for_page_words(uintptr_t addr, size_t npages, F f);
   void erase_run(std::map<uintptr_t, FreeRun>::iterator it);
   // Gives the run at it a new start, length and age in its own index nodes; the new start
   // must keep its place in address order.
@@ -224,8 +230,6 @@ class mheap {
   // Points the page map's entries of [addr, npages pages) at s (release stores).
   void set_span_map(uintptr_t addr, size_t npages, mspan* s);
   HeapArena* arena_of(uintptr_t p) const { return arena_map_[p >> kArenaShift]; }
-  // Runs op(arena, page index) over [addr, addr + npages*kPageSize), lock held.
-  template <class Op> void for_pages(uintptr_t addr, size_t npages, Op op);
 
   static HeapArena** arena_map_;  // kArenaMapEntries entries, lazily committed
 
